@@ -1,0 +1,54 @@
+# tokenomics recipes. `just` itself comes with the dev extras (the rust-just package).
+
+set dotenv-load := false
+
+# Create a virtualenv and install tokenomics with every extra and the test tools.
+setup:
+    python3 -m venv .venv
+    .venv/bin/python -m pip install --upgrade pip
+    .venv/bin/python -m pip install -e ".[dev]"
+
+# Run the test suite (the same command CI runs).
+test:
+    python -m pytest -n 2
+
+# The demo: 200 sim ticks of the whole loop (no keys, no network), then the account.
+demo ticks="200":
+    tokenomics run --loop --ticks {{ticks}}
+    tokenomics status
+
+# Trade forever on the configured mode; Ctrl-C finishes the current step and exits cleanly.
+loop:
+    tokenomics run --loop
+
+# One tick of the chain, for cron: */5 * * * * cd /path/to/tokenomics && just cron
+cron:
+    tokenomics run --once --json >> logs/cron.jsonl
+
+# The same chain as separate commands (what `run --once` does), e.g. to insert your own step.
+# (In sim mode time moves only when `run` ticks: use `just sim-chain`.)
+chain:
+    tokenomics fetch-news --json
+    just chain-rest
+
+# Rebuild the offline sentiment model from the TFNS training data.
+train-scorer:
+    python scripts/train_scorer.py
+
+# Print the benchmarks' figures.
+bench:
+    python benchmarks/startup.py
+    python benchmarks/scorer_phrasebank.py
+
+# Sim mode: the chain as separate commands, moving the sim clock one step first.
+sim-chain:
+    tokenomics fetch-news --advance 1 --json
+    just chain-rest
+
+[private]
+chain-rest:
+    tokenomics score --json
+    tokenomics signal --json
+    tokenomics size --json
+    tokenomics trade --json
+    tokenomics check-exits --json

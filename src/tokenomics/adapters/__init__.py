@@ -1,0 +1,1 @@
+"""The outside world behind small interfaces: news, scorers, brokers, market data, calendar."""

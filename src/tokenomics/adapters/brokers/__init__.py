@@ -1,0 +1,1 @@
+"""Brokers: where orders go. Each speaks OrderRequest in and OrderUpdate out."""

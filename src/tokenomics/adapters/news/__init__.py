@@ -1,0 +1,1 @@
+"""News providers: each returns the articles published since its persisted cursor."""

@@ -1,0 +1,147 @@
+"""The Typer app: a lazy command registry, global options, output and exit codes.
+
+`tokenomics --help` imports no command module (and so none of the heavy libraries): the help
+text of each command comes from the registry below, and a module is imported only when its
+command runs. Global options may stand before or after the command name.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from tokenomics import __version__
+
+# name -> (module under tokenomics.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("init", "Write a commented config/settings.yaml and .env.example, and create the store."),
+    "doctor": ("doctor", "Check the config, the store and the offline model; say exactly what is wrong."),
+    "status": ("status", "Cash, positions, equity, open orders, halts and the last run of each command."),
+    "fetch-news": ("fetch_news", "Fetch new articles from the configured news provider into the store."),
+    "score": ("score", "Score pending articles per symbol: sentiment and a 0-100 conviction."),
+    "signal": ("signal", "Turn new scores into entry signals (threshold, capacity, market hours)."),
+    "size": ("size", "Size new signals (fixed range) and pass them through the pre-trade risk gate."),
+    "trade": ("trade", "Send orders for sized signals; idempotent, under the trading lock."),
+    "check-exits": ("check_exits", "Close positions on stop-loss, take-profit, max hold or bearish news."),
+    "run": ("run", "Run the whole chain once (--once, for cron) or on every tick (--loop)."),
+}
+
+GLOBAL_FLAGS = {"--json", "--jsonl", "--live", "-v", "--verbose", "-vv"}
+GLOBAL_VALUED = {"--config", "--db", "--mode"}
+
+
+class LazyGroup(TyperGroup):
+    """Imports a command's module only when that command is invoked (or its own --help shown)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return None
+        import importlib
+
+        module = importlib.import_module(f"tokenomics.commands.{COMMANDS[cmd_name][0]}")
+        cmd = typer.main.get_command(module.app)
+        cmd.name = cmd_name
+        return cmd
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
+
+    def invoke(self, ctx: Any) -> Any:
+        from tokenomics.core.errors import TokenomicsError
+
+        try:
+            return super().invoke(ctx)
+        except TokenomicsError as exc:
+            fail(exc.exit_code, str(exc), exc.hint)
+        finally:
+            rt = ctx.obj
+            if rt is not None and hasattr(rt, "close"):
+                rt.close()
+
+
+app = typer.Typer(
+    cls=LazyGroup,
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    add_completion=False,
+    help="tokenomics: read the news, score it, size under hard risk limits, trade, and backtest.\n\n"
+    "Every command prints JSON on stdout when piped (or with --json) and a table in a terminal. "
+    "Exit codes: 0 done, 1 runtime failure, 2 bad usage or config, 3 refused by a risk rule.",
+)
+
+
+def fail(code: int, message: str, hint: str = "") -> None:
+    print(f"error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(__version__)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    config: Path = typer.Option(None, "--config", help="YAML config file (default: $TOKENOMICS_CONFIG, "
+                                "else ./config/settings.yaml if present, else built-in defaults)."),
+    db: Path = typer.Option(None, "--db", help="SQLite store path (overrides store.path)."),
+    json_: bool = typer.Option(False, "--json", help="Print one JSON document on stdout (the default when piped)."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per row, one per line."),
+    mode: str = typer.Option(None, "--mode", help="sim (default: no keys, no network), paper or live."),
+    live: bool = typer.Option(False, "--live", help="Confirm live trading (also needs trading.paper: false)."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More logging on stderr (-vv: debug)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Global options; they may also follow the command name."""
+    from tokenomics.runtime import Options, Runtime
+
+    if mode is not None and mode not in ("sim", "paper", "live"):
+        fail(2, f"--mode must be one of sim, paper, live (got {mode!r})")
+    if json_ and jsonl:
+        fail(2, "--json and --jsonl are exclusive")
+    ctx.obj = Runtime(Options(config=config, db=db, json=json_, jsonl=jsonl, mode=mode, live=live, verbose=verbose))
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move global options found after the command name to the front, so both orders work."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if arg in GLOBAL_FLAGS:
+            front.append(arg)
+        elif name in GLOBAL_VALUED:
+            if "=" in arg or i + 1 >= len(argv):
+                front.append(arg)
+            else:
+                front.extend(argv[i : i + 2])
+                i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def main() -> None:
+    app(args=hoist_global_options(sys.argv[1:]), prog_name="tokenomics")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+import typer
+
+from tokenomics.output import emit
+
+app = typer.Typer()
+
+
+def _check(name: str, fn) -> dict:
+    try:
+        detail = fn()
+        return {"check": name, "ok": True, "detail": detail}
+    except Exception as exc:  # a check reports every failure instead of stopping at the first
+        return {"check": name, "ok": False, "detail": str(exc)}
+
+
+@app.command()
+def doctor(ctx: typer.Context) -> None:
+    """Check the config, the store (open, schema, WAL, integrity), the calendar and the offline
+    model, and say exactly what is wrong. Exit 0 when all pass, 1 otherwise (2 for bad config)."""
+    from tokenomics.config import resolve_config_path
+    from tokenomics.store import SCHEMA_VERSION
+
+    rt = ctx.obj
+    s = rt.settings  # bad config raises here: exit 2 naming the key
+    checks = [{"check": "config", "ok": True,
+               "detail": f"{resolve_config_path(rt.opts.config) or 'built-in defaults'} (mode {s.mode})"}]
+
+    def store():
+        st = rt.store
+        mode = st.scalar("PRAGMA journal_mode")
+        ok = st.scalar("PRAGMA integrity_check")
+        version = st.schema_version()
+        if ok != "ok":
+            raise RuntimeError(f"integrity_check: {ok}")
+        if version != SCHEMA_VERSION:
+            raise RuntimeError(f"schema version {version}, expected {SCHEMA_VERSION}")
+        return f"{rt.db_path} (schema {version}, journal {mode}, {st.scalar('SELECT COUNT(*) FROM articles')} articles)"
+
+    checks.append(_check("store", store))
+    checks.append(_check("calendar", lambda: f"NYSE open now: {rt.calendar.is_open('equity', rt.now())}"))
+
+    def model():
+        rt.scorer.predict_proba(["Company raises full-year guidance"])
+        return f"{rt.scorer.name} scorer loaded"
+
+    checks.append(_check("scorer", model))
+    checks.append(_check("universe", lambda: ", ".join(s.universe.symbols) or "(empty)"))
+    ok = all(c["ok"] for c in checks)
+    emit(rt, {"ok": ok, "checks": checks}, title="doctor", rows_key="checks")
+    if not ok:
+        raise typer.Exit(1)

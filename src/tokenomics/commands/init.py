@@ -1,0 +1,45 @@
+from importlib import resources
+from pathlib import Path
+
+import typer
+
+from tokenomics.output import emit
+
+app = typer.Typer()
+
+ENV_EXAMPLE = """# Secrets live here or in the environment, never in config/settings.yaml.
+# Copy to .env and fill in what your providers need. Any setting can also be overridden with
+# TOKENOMICS_<SECTION>__<KEY>, e.g. TOKENOMICS_RISK__MAX_OPEN_POSITIONS=5.
+# ALPACA_API_KEY=
+# ALPACA_SECRET_KEY=
+# GOOGLE_API_KEY=
+"""
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    directory: Path = typer.Option(Path("."), "--dir", help="Where to write config/settings.yaml and .env.example."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing config."),
+) -> None:
+    """Write a commented config/settings.yaml (every parameter with its default) and .env.example,
+    then create the store. Never overwrites an existing config without --force."""
+    rt = ctx.obj
+    cfg = directory / "config" / "settings.yaml"
+    written = []
+    if cfg.exists() and not force:
+        status = "kept existing"
+    else:
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        cfg.write_text(resources.files("tokenomics").joinpath("default_settings.yaml").read_text())
+        written.append(str(cfg))
+        status = "written"
+    env = directory / ".env.example"
+    if not env.exists() or force:
+        env.write_text(ENV_EXAMPLE)
+        written.append(str(env))
+    if rt.opts.config is None:
+        rt.opts.config = cfg
+    st = rt.store
+    emit(rt, {"config": str(cfg), "config_status": status, "written": written, "store": str(rt.db_path),
+              "schema_version": st.schema_version()}, title="init")

@@ -1,0 +1,259 @@
+"""Settings: defaults < YAML file < .env < TOKENOMICS_* environment < command line.
+
+Every parameter lives here with its default; config/settings.yaml mirrors it with comments.
+Secrets (API keys) are read from the environment or .env only, never from the YAML.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tokenomics.core.errors import ConfigError
+
+Mode = Literal["sim", "paper", "live"]
+DEFAULT_CONFIG_PATH = Path("config/settings.yaml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class UniverseSettings(Section):
+    equities: list[str] = Field(default_factory=lambda: ["AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "JPM"])
+    crypto: list[str] = Field(default_factory=lambda: ["BTC/USD", "ETH/USD"])
+
+    @field_validator("equities", "crypto")
+    @classmethod
+    def _upper(cls, v: list[str]) -> list[str]:
+        return [s.strip().upper() for s in v if s.strip()]
+
+    @field_validator("crypto")
+    @classmethod
+    def _pair(cls, v: list[str]) -> list[str]:
+        bad = [s for s in v if "/" not in s]
+        if bad:
+            raise ValueError(f"crypto symbols are pairs like BTC/USD, got {bad}")
+        return v
+
+    @property
+    def symbols(self) -> list[str]:
+        return self.equities + self.crypto
+
+    def asset_class(self, symbol: str) -> str:
+        return "crypto" if "/" in symbol or symbol in self.crypto else "equity"
+
+
+class StoreSettings(Section):
+    path: Path = Path("data/tokenomics.db")
+    busy_timeout_ms: int = Field(5000, ge=0)
+
+
+class LogSettings(Section):
+    dir: Path = Path("logs")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class NewsSettings(Section):
+    provider: Literal["sim", "file"] = "sim"
+    poll_seconds: float = Field(30, gt=0)
+    symbols: list[str] = Field(default_factory=list)  # empty: the universe
+    file: Path | None = None  # JSON lines of articles, for provider "file"
+
+
+class SentimentSettings(Section):
+    provider: Literal["offline"] = "offline"
+    model_dir: Path | None = None  # None: the shipped trained_models/sentiment-offline
+    min_conviction: int = Field(70, ge=0, le=100)
+
+
+class SignalSettings(Section):
+    max_age_minutes: float = Field(240, gt=0)
+
+
+class SizingSettings(Section):
+    method: Literal["fixed"] = "fixed"
+    min_usd: float = Field(500, gt=0)
+    max_usd: float = Field(1000, gt=0)
+
+    @model_validator(mode="after")
+    def _range(self) -> "SizingSettings":
+        if self.min_usd > self.max_usd:
+            raise ValueError(f"min_usd ({self.min_usd}) must not exceed max_usd ({self.max_usd})")
+        return self
+
+
+class RiskSettings(Section):
+    max_open_positions: int = Field(10, ge=1)
+    max_position_pct: float = Field(10.0, gt=0, le=100)
+    min_order_usd: float = Field(1.0, ge=0)
+    daily_loss_limit_pct: float = Field(3.0, gt=0, le=100)
+    monthly_loss_limit_pct: float = Field(10.0, gt=0, le=100)
+    timezone: str = "America/New_York"
+    long_only: bool = True
+
+
+class ExitSettings(Section):
+    stop_loss_pct: float = Field(2.5, gt=0, lt=100)
+    take_profit_pct: float = Field(6.0, gt=0)
+    max_hold_days: int = Field(65, ge=1)
+    exit_on_bearish: bool = True
+    bearish_min_conviction: int = Field(70, ge=0, le=100)
+
+
+class TradingSettings(Section):
+    paper: bool = True
+    market_hours_only: bool = True
+    lock_timeout_seconds: float = Field(10, ge=0)
+
+
+class BrokerSettings(Section):
+    provider: Literal["paper"] = "paper"
+    slippage_bps: float = Field(5, ge=0, le=1000)
+    fee_bps: float = Field(10, ge=0, le=1000)
+
+
+class SimSettings(Section):
+    seed: int = 7
+    tick_seconds: float = Field(0.25, ge=0)
+    start: datetime = datetime(2026, 1, 5, 15, 0, tzinfo=timezone.utc)
+    step_minutes: int = Field(60, ge=1, le=1440)
+    history_steps: int = Field(500, ge=0)
+    news_per_tick: float = Field(1.5, ge=0, le=50)
+    move_probability: float = Field(0.7, ge=0, le=1)
+    news_impact_pct: float = Field(3.0, ge=0, le=50)
+    equity_vol_pct: float = Field(30.0, ge=0, le=500)
+    crypto_vol_pct: float = Field(60.0, ge=0, le=500)
+    start_prices: dict[str, float] = Field(
+        default_factory=lambda: {
+            "AAPL": 230.0, "MSFT": 420.0, "NVDA": 135.0, "TSLA": 250.0, "AMZN": 200.0,
+            "JPM": 240.0, "BTC/USD": 95000.0, "ETH/USD": 3300.0,
+        }
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+
+
+class RunSettings(Section):
+    interval_seconds: float = Field(30, ge=0)
+
+
+class Settings(BaseSettings):
+    """All of tokenomics' parameters. See config/settings.yaml for the commented defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TOKENOMICS_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    mode: Mode = "sim"
+    capital: float = Field(10000, gt=0)
+    universe: UniverseSettings = Field(default_factory=UniverseSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    logs: LogSettings = Field(default_factory=LogSettings)
+    news: NewsSettings = Field(default_factory=NewsSettings)
+    sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
+    signals: SignalSettings = Field(default_factory=SignalSettings)
+    sizing: SizingSettings = Field(default_factory=SizingSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    exits: ExitSettings = Field(default_factory=ExitSettings)
+    trading: TradingSettings = Field(default_factory=TradingSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    sim: SimSettings = Field(default_factory=SimSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, _YamlSource(settings_cls))
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Feeds the YAML document chosen by load_settings (a class-level slot, set just before)."""
+
+    data: dict[str, Any] = {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_YamlSource.data)
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        value = e.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{key}: {msg}{shown}")
+    return f"invalid configuration in {origin}:\n  " + "\n  ".join(lines)
+
+
+def resolve_config_path(path: Path | None) -> Path | None:
+    """The explicit --config, else $TOKENOMICS_CONFIG, else ./config/settings.yaml when it exists."""
+    if path is not None:
+        return path
+    env = os.environ.get("TOKENOMICS_CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate settings; raise ConfigError (exit 2) naming the key on any problem."""
+    path = resolve_config_path(path)
+    data: dict[str, Any] = {}
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}", hint="run `tokenomics init` to write one")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(loaded).__name__}")
+        secretish = [k for k in _flatten(loaded) if any(s in k.lower() for s in ("secret", "api_key", "password"))]
+        if secretish:
+            raise ConfigError(
+                f"config file {path} holds secrets ({', '.join(secretish)}): keys belong in the environment or .env"
+            )
+        data = loaded
+    _YamlSource.data = data
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, str(path or "defaults/environment"))) from None
+    finally:
+        _YamlSource.data = {}
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.append(key)
+        if isinstance(v, dict):
+            out.extend(_flatten(v, key + "."))
+    return out

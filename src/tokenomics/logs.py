@@ -1,0 +1,68 @@
+"""Logging: human lines on stderr, JSON lines under logs/ (app.log, trades.log, decisions.log).
+
+`tail -f logs/trades.log | jq .` works: one JSON object per line, extra fields included.
+Nothing is ever logged to stdout, which belongs to the command's JSON output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+_configured: Path | None = None
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        doc.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+def setup_logging(log_dir: Path, level: str = "INFO", verbose: int = 0) -> None:
+    """Idempotent: configures the tokenomics loggers once per process and log directory."""
+    global _configured
+    if _configured == Path(log_dir):
+        return
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger("tokenomics")
+    for h in list(root.handlers):
+        root.removeHandler(h)
+        h.close()
+    root.setLevel(logging.DEBUG)
+    root.propagate = False
+    app = logging.FileHandler(log_dir / "app.log", encoding="utf-8")
+    app.setFormatter(JsonFormatter())
+    app.setLevel(getattr(logging, level))
+    root.addHandler(app)
+    err = logging.StreamHandler(sys.stderr)
+    err.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    err.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    root.addHandler(err)
+    for name in ("trades", "decisions"):
+        lg = logging.getLogger(f"tokenomics.{name}")
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
+            h.close()
+        fh = logging.FileHandler(log_dir / f"{name}.log", encoding="utf-8")
+        fh.setFormatter(JsonFormatter())
+        lg.addHandler(fh)
+        lg.setLevel(logging.INFO)
+    _configured = log_dir
+
+
+app_log = logging.getLogger("tokenomics")
+trades_log = logging.getLogger("tokenomics.trades")
+decisions_log = logging.getLogger("tokenomics.decisions")

@@ -1,0 +1,164 @@
+"""The wiring: global options -> settings, store, clock, calendar, and the adapters of the mode.
+
+Everything is built lazily, so a command pays only for what it touches.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from tokenomics.config import Settings, load_settings
+from tokenomics.core.errors import ConfigError
+from tokenomics.store import Store, iso, utcnow
+
+SIM_CLOCK = "sim"
+
+
+@dataclass
+class Options:
+    """The global command-line options."""
+
+    config: Path | None = None
+    db: Path | None = None
+    json: bool = False
+    jsonl: bool = False
+    mode: str | None = None
+    live: bool = False
+    verbose: int = 0
+
+
+@dataclass
+class Runtime:
+    opts: Options = field(default_factory=Options)
+
+    @cached_property
+    def settings(self) -> Settings:
+        overrides: dict[str, Any] = {}
+        if self.opts.mode:
+            overrides["mode"] = self.opts.mode
+        s = load_settings(self.opts.config, **overrides)
+        if s.mode == "live" and (s.trading.paper or not self.opts.live):
+            raise ConfigError(
+                "live mode needs both trading.paper: false in the config and --live on the command line",
+                hint="use --mode paper or sim to practise",
+            )
+        if s.mode == "sim" and s.broker.provider != "paper":
+            raise ConfigError("broker.provider: sim mode trades only with the paper broker")
+        if s.mode != "sim":
+            raise ConfigError(
+                f"mode: {s.mode!r} needs the real provider adapters, which this build does not include yet",
+                hint="use --mode sim",
+            )
+        return s
+
+    @property
+    def mode(self) -> str:
+        return self.settings.mode
+
+    @cached_property
+    def db_path(self) -> Path:
+        return self.opts.db or self.settings.store.path
+
+    @cached_property
+    def store(self) -> Store:
+        from tokenomics.logs import setup_logging
+
+        setup_logging(self.settings.logs.dir, self.settings.logs.level, self.opts.verbose)
+        return Store.open(self.db_path, self.settings.store.busy_timeout_ms)
+
+    # --- time -------------------------------------------------------------------------------
+    @cached_property
+    def calendar(self):
+        from tokenomics.adapters.calendar import MarketCalendar
+
+        moments = [utcnow()]
+        if self.mode == "sim":
+            moments += [self.settings.sim.start, self.now()]
+        return MarketCalendar.around(self.store, *moments)
+
+    @cached_property
+    def world(self):
+        from tokenomics.adapters.sim import SimWorld
+
+        return SimWorld(self.settings, self.calendar)
+
+    def sim_step(self) -> int:
+        row = self.store.one("SELECT step FROM clock WHERE name = ?", [SIM_CLOCK])
+        return int(row["step"]) if row else self.settings.sim.history_steps
+
+    def now(self) -> datetime:
+        """The one notion of 'now' every command uses: the sim clock in sim mode, else real time."""
+        if self.mode == "sim":
+            s = self.settings.sim
+            return s.start + self.sim_step() * timedelta(minutes=s.step_minutes)
+        return utcnow()
+
+    def advance(self, steps: int = 1) -> datetime:
+        """Move the sim clock forward (sim mode only); returns the new now."""
+        step = self.sim_step() + steps
+        now = self.world.time_of(step)
+        with self.store.tx():
+            self.store.execute(
+                "INSERT INTO clock(name, step, now) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET step = excluded.step, now = excluded.now",
+                [SIM_CLOCK, step, iso(now)],
+            )
+        return now
+
+    # --- adapters ---------------------------------------------------------------------------
+    def asset_class(self, symbol: str) -> str:
+        return self.settings.universe.asset_class(symbol)
+
+    def price(self, symbol: str) -> float:
+        """The latest price of a symbol at now."""
+        return self.world.price(symbol, self.sim_step())
+
+    def tradable(self, symbol: str, at: datetime | None = None) -> bool:
+        if not self.settings.trading.market_hours_only:
+            return True
+        return self.calendar.is_open(self.asset_class(symbol), at or self.now())
+
+    def news_provider(self):
+        s = self.settings.news
+        if s.provider == "file":
+            from tokenomics.adapters.news.file import FileNews
+
+            if s.file is None:
+                raise ConfigError("news.file: required when news.provider is 'file'")
+            return FileNews(s.file)
+        from tokenomics.adapters.news.sim import SimNews
+
+        return SimNews(self.world, self.sim_step())
+
+    @cached_property
+    def scorer(self):
+        from tokenomics.adapters.scorers.offline import OfflineScorer
+
+        return OfflineScorer(self.settings.sentiment.model_dir)
+
+    @cached_property
+    def broker(self):
+        from tokenomics.adapters.brokers.paper import PaperBroker
+
+        s = self.settings
+        return PaperBroker(
+            self.store, self.price, self.now, capital=s.capital,
+            slippage_bps=s.broker.slippage_bps, fee_bps=s.broker.fee_bps,
+        )
+
+    @property
+    def cost_rate(self) -> float:
+        b = self.settings.broker
+        return (b.slippage_bps + b.fee_bps) / 1e4
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+
+
+log = logging.getLogger("tokenomics")

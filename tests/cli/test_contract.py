@@ -1,0 +1,113 @@
+"""The CLI contract: fast --help, JSON on stdout, exit codes, config errors that name the key."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+HEAVY = ("sklearn", "pandas", "numpy", "polars", "sqlite_utils", "alpaca", "google.genai", "ccxt", "skfolio",
+         "exchange_calendars", "joblib")
+
+
+def test_help_imports_no_heavy_library():
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tokenomics.cli", "--help"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    heavy = sorted(m for m in imported if m.split(".")[0] in {h.split(".")[0] for h in HEAVY}
+                   and (m.split(".")[0] != "google" or m.startswith("google.genai")))
+    assert heavy == []
+    assert "fetch-news" in proc.stdout and "check-exits" in proc.stdout
+
+
+def test_global_options_work_after_the_command(cli):
+    doc = cli.json("status")  # --json appended after the command name
+    assert doc["mode"] == "sim" and doc["cash"] == 10000
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run"], "--once or --loop"),
+    (["--mode", "bogus", "status"], "--mode"),
+    (["score", "nonsense"], "'-'"),
+    (["no-such-command"], "No such command"),
+    (["run", "--once", "--ticks", "0"], "--ticks"),
+])
+def test_bad_arguments_exit_2_with_a_message(cli, args, needle):
+    proc = cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("yaml_text,needle", [
+    ("risk:\n  max_open_positions: 0\n", "risk.max_open_positions"),
+    ("sizing:\n  min_usd: 2000\n  max_usd: 1000\n", "min_usd"),
+    ("exits:\n  stop_los_pct: 2\n", "exits.stop_los_pct: unknown key"),
+    ("mode: sim\nbroker:\n  slippage_bps: lots\n", "broker.slippage_bps"),
+    ("- just\n- a list\n", "mapping"),
+    ("alpaca:\n  api_key: abc\n", "secrets"),
+])
+def test_bad_config_exits_2_naming_the_key(cli, yaml_text, needle):
+    cfg = cli.cwd / "bad.yaml"
+    cfg.write_text(yaml_text)
+    proc = cli("--config", str(cfg), "status")
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_environment_override_exits_2(cli):
+    proc = cli("status", env={"TOKENOMICS_RISK__MAX_OPEN_POSITIONS": "many"})
+    assert proc.returncode == 2 and "risk.max_open_positions" in proc.stderr
+
+
+def test_environment_overrides_yaml(cli):
+    doc = cli.json("status", env={"TOKENOMICS_CAPITAL": "2500"})
+    assert doc["cash"] == 2500
+
+
+def test_missing_config_file_exits_2(cli):
+    proc = cli("--config", "nope.yaml", "status")
+    assert proc.returncode == 2 and "nope.yaml" in proc.stderr
+
+
+def test_live_mode_needs_config_and_flag(cli):
+    proc = cli("--mode", "live", "status")
+    assert proc.returncode == 2 and "--live" in proc.stderr
+    cfg = cli.cwd / "live.yaml"
+    cfg.write_text("trading:\n  paper: false\n")
+    proc = cli("--config", str(cfg), "--mode", "live", "status")
+    assert proc.returncode == 2
+
+
+def test_init_writes_a_config_equal_to_the_defaults(cli):
+    doc = cli.json("init")
+    assert (cli.cwd / "config" / "settings.yaml").exists() and (cli.cwd / ".env.example").exists()
+    assert doc["schema_version"] >= 1
+    again = cli.json("init")
+    assert again["config_status"] == "kept existing"
+    from tokenomics.config import Settings, load_settings
+
+    assert load_settings(cli.cwd / "config" / "settings.yaml") == Settings()
+
+
+def test_repo_config_is_the_shipped_default():
+    shipped = (REPO / "src" / "tokenomics" / "default_settings.yaml").read_text()
+    assert (REPO / "config" / "settings.yaml").read_text() == shipped
+
+
+def test_every_command_prints_json_that_parses(cli):
+    for cmd in (["init"], ["doctor"], ["fetch-news"], ["score"], ["signal"], ["size"], ["trade"],
+                ["check-exits"], ["status"], ["run", "--once"]):
+        proc = cli(*cmd, "--json")
+        assert proc.returncode == 0, (cmd, proc.stderr)
+        assert isinstance(json.loads(proc.stdout), dict), cmd
+
+
+def test_jsonl_prints_one_object_per_line(cli):
+    proc = cli("fetch-news", "--advance", "5", "--jsonl")
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert lines and all("headline" in x for x in lines)

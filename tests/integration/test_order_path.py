@@ -1,0 +1,97 @@
+"""The order path in-process: a crash between the broker's fill and our bookkeeping heals without a
+second order; the trading lock keeps a second trader out; halts stop entries with their rule."""
+
+from datetime import timedelta
+
+import pytest
+
+from tokenomics import engine
+from tokenomics.adapters.brokers.base import OrderRequest
+from tokenomics.runtime import Options, Runtime
+from tokenomics.store import LockBusy, iso
+
+
+@pytest.fixture
+def rt(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for k in list(__import__("os").environ):
+        if k.startswith("TOKENOMICS_"):
+            monkeypatch.delenv(k)
+    r = Runtime(Options(db=tmp_path / "t.db"))
+    yield r
+    r.close()
+
+
+def sized_signal(rt, symbol="BTC/USD", notional=750.0, sid="sentiment:test:BTC/USD"):
+    now = iso(rt.now())
+    with rt.store.tx():
+        rt.store.db["signals"].insert({
+            "id": sid, "symbol": symbol, "side": "buy", "source": "sentiment", "strength": 0.9, "reason": "t",
+            "ref": "test", "asset_class": rt.asset_class(symbol), "created_at": now, "status": "sized",
+            "status_reason": "accept", "size_method": "fixed", "notional": notional, "updated_at": now,
+        })
+    return sid
+
+
+def test_crash_after_broker_fill_is_healed_by_lookup(rt):
+    sid = sized_signal(rt)
+    order = engine.create_order(rt, signal_id=sid, symbol="BTC/USD", side="buy", intent="entry",
+                                reason="sentiment", notional=750.0)
+    # the broker fills it, then the process "dies" before booking the fill
+    rt.broker.submit(OrderRequest(order["client_order_id"], "BTC/USD", "buy", "crypto", notional=750.0))
+    assert rt.store.scalar("SELECT status FROM orders") == "pending"
+    out = engine.trade(rt)
+    assert out["orders"] == 1 and out["filled"] == 1
+    assert rt.store.scalar("SELECT COUNT(*) FROM paper_orders") == 1  # no second order
+    pos = rt.store.positions()
+    assert [p["symbol"] for p in pos] == ["BTC/USD"]
+    assert engine.trade(rt)["orders"] == 0
+    assert rt.store.cash(rt.settings.capital) == rt.broker.cash()
+
+
+def test_create_order_is_once_per_signal(rt):
+    sid = sized_signal(rt)
+    first = engine.create_order(rt, signal_id=sid, symbol="BTC/USD", side="buy", intent="entry",
+                                reason="sentiment", notional=750.0)
+    second = engine.create_order(rt, signal_id=sid, symbol="BTC/USD", side="buy", intent="entry",
+                                 reason="sentiment", notional=750.0)
+    assert first is not None and second is None
+    assert engine.client_order_id(sid) == first["client_order_id"] and len(first["client_order_id"]) <= 128
+
+
+def test_second_trader_is_locked_out(rt):
+    other = Runtime(Options(db=rt.db_path))
+    with rt.store.trade_lock():
+        with pytest.raises(LockBusy):
+            with other.store.trade_lock(timeout=0.2):
+                pass
+    other.close()
+
+
+def test_daily_loss_halt_rejects_entries_and_names_the_rule(rt):
+    now = rt.now()
+    with rt.store.tx():
+        rt.store.execute("INSERT INTO equity VALUES (?, 10000, 0, 10000)", [iso(now - timedelta(hours=1))])
+        rt.store.execute("INSERT INTO fills VALUES ('x', 'x', 'AAPL', 'buy', 0, 0, 0, -400, ?)", [iso(now)])
+    engine.mark_to_market(rt)
+    assert [h["rule"] for h in engine.active_halts(rt)] == ["daily_loss_limit"]
+    sized_signal(rt)
+    out = engine.trade(rt)
+    assert out["orders"] == 0 and out["rejected"] == 1
+    assert rt.store.scalar("SELECT rule FROM risk_decisions WHERE stage = 'trade'") == "daily_loss_limit"
+    # the halt lifts when the day rolls
+    rt.advance(48)
+    assert engine.active_halts(rt) == []
+
+
+def test_exit_sells_the_whole_position_and_books_a_trade(rt):
+    sid = sized_signal(rt)
+    engine.trade(rt)
+    with rt.store.tx():  # make the position look like it fell 10 %
+        rt.store.execute("UPDATE positions SET avg_price = avg_price * 1.12")
+    out = engine.check_exits(rt)
+    assert out["exits"] == 1
+    trade = rt.store.one("SELECT * FROM trades")
+    assert trade["exit_reason"] == "stop_loss" and trade["entry_order_id"] == engine.client_order_id(sid)
+    assert rt.store.positions() == []
+    assert engine.check_exits(rt)["exits"] == 0
