@@ -147,6 +147,44 @@ class RunSettings(Section):
     interval_seconds: float = Field(30, ge=0)
 
 
+class BarsSettings(Section):
+    source: Literal["sim", "file", "ccxt"] = "sim"
+    timeframe: str = "1h"  # file and ccxt bars; sim bars use the sim step
+    symbols: list[str] = Field(default_factory=list)  # empty: the universe
+    exchange: str = "binance"  # ccxt exchange id
+    since: datetime = datetime(2024, 1, 1, tzinfo=timezone.utc)  # first bar of a first ccxt fetch
+    page_limit: int = Field(1000, ge=1, le=5000)
+    rate_limit_ms: int | None = Field(None, ge=0)  # None: the exchange's own rate limit
+
+    @field_validator("timeframe")
+    @classmethod
+    def _tf(cls, v: str) -> str:
+        from tokenomics.core.bars import timeframe_seconds
+
+        timeframe_seconds(v)
+        return v
+
+    @field_validator("since")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+
+
+class MLSettings(Section):
+    models_dir: Path = Path("trained_models")
+    model: str = "sim-example"  # the model `signal --source model` uses
+    classifier: str = "sklearn.ensemble.RandomForestClassifier"
+    params: dict[str, Any] = Field(default_factory=lambda: {
+        "n_estimators": 200, "max_depth": 6, "min_samples_leaf": 20, "random_state": 0, "n_jobs": -1})
+    horizon: int = Field(5, ge=1)  # label: forward return over this many bars
+    threshold_pct: float = Field(0.0, ge=0)  # label 1 when that return exceeds this, %
+    cv: Literal["walk-forward", "purged"] = "walk-forward"
+    folds: int = Field(5, ge=2, le=50)
+    embargo: int = Field(10, ge=0)  # bars dropped after each test fold (purged CV)
+    min_probability: float = Field(0.55, gt=0, lt=1)  # a prediction becomes a buy signal above this
+    max_bar_age_bars: int = Field(2, ge=1)  # ignore a symbol whose latest bar is older than this many bars
+
+
 class Settings(BaseSettings):
     """All of tokenomics' parameters. See config/settings.yaml for the commented defaults."""
 
@@ -173,6 +211,8 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
     run: RunSettings = Field(default_factory=RunSettings)
+    bars: BarsSettings = Field(default_factory=BarsSettings)
+    ml: MLSettings = Field(default_factory=MLSettings)
 
     @classmethod
     def settings_customise_sources(

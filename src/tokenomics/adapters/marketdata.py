@@ -1,0 +1,124 @@
+"""Market data sources: the sim market, CSV/Parquet files, and any ccxt exchange.
+
+Each yields bar rows {source, symbol, timeframe, ts (ISO open time, UTC), open, high, low, close,
+volume} in pages, oldest first, so the caller can commit page by page and resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tokenomics.core.errors import ProviderError, UsageProblem
+from tokenomics.store import iso
+
+TS_NAMES = ("ts", "timestamp", "date", "datetime", "time", "open_time")
+OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def read_file(path: Path, symbol: str | None, timeframe: str, source: str = "file") -> list[dict]:
+    """Bars from a CSV or Parquet (or Arrow IPC/feather) file; columns found by name, case-insensitive.
+
+    The time column is the first of ts/timestamp/date/datetime/time/open_time; numbers are taken as
+    epoch seconds or milliseconds (by magnitude). A `symbol` column is used when --symbol is not given.
+    """
+    import polars as pl
+
+    if not path.exists():
+        raise UsageProblem(f"--file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            df = pl.read_parquet(path)
+        elif suffix in (".feather", ".arrow", ".ipc"):
+            df = pl.read_ipc(path)
+        else:
+            df = pl.read_csv(path, try_parse_dates=True)
+    except Exception as exc:  # polars raises several exception types for unreadable files
+        raise UsageProblem(f"cannot read {path}: {exc}") from None
+    cols = {c.lower(): c for c in df.columns}
+    ts_col = next((cols[n] for n in TS_NAMES if n in cols), None)
+    missing = [n for n in OHLCV[:4] if n not in cols]
+    if ts_col is None or missing:
+        raise UsageProblem(
+            f"{path}: need a time column ({'/'.join(TS_NAMES)}) and open, high, low, close "
+            f"(found {', '.join(df.columns)})")
+    if symbol is None and "symbol" not in cols:
+        raise UsageProblem(f"{path} has no symbol column: give --symbol")
+    ts = df[ts_col]
+    if ts.dtype.is_numeric():
+        unit = "ms" if float(ts.max()) > 1e11 else "s"
+        ts = pl.from_epoch(ts.cast(pl.Int64), time_unit=unit).dt.replace_time_zone("UTC")
+    elif ts.dtype == pl.String:
+        ts = ts.str.to_datetime(time_zone="UTC")
+    elif ts.dtype == pl.Date:
+        ts = ts.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    elif getattr(ts.dtype, "time_zone", None) is None:
+        ts = ts.dt.replace_time_zone("UTC")
+    ts = ts.dt.convert_time_zone("UTC")
+    n = df.height
+    out = pl.DataFrame({
+        "source": [source] * n,
+        "symbol": df[cols["symbol"]].cast(pl.String).str.to_uppercase() if symbol is None else [symbol] * n,
+        "timeframe": [timeframe] * n,
+        "ts": ts.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+        **{c: df[cols[c]].cast(pl.Float64) for c in OHLCV[:4]},
+        "volume": df[cols["volume"]].cast(pl.Float64) if "volume" in cols else pl.Series([None] * n, dtype=pl.Float64),
+    }).drop_nulls(["ts", "open", "high", "low", "close"]).sort("symbol", "ts")
+    return out.to_dicts()
+
+
+def make_exchange(exchange_id: str, rate_limit_ms: int | None = None, sandbox: bool = False) -> Any:
+    import ccxt
+
+    cls = getattr(ccxt, exchange_id, None)
+    if cls is None or exchange_id not in ccxt.exchanges:
+        raise UsageProblem(f"unknown ccxt exchange id {exchange_id!r}", hint="e.g. binance, kraken, coinbase")
+    opts: dict[str, Any] = {"enableRateLimit": True}
+    if rate_limit_ms is not None:
+        opts["rateLimit"] = rate_limit_ms
+    ex = cls(opts)
+    if sandbox:
+        ex.set_sandbox_mode(True)
+    return ex
+
+
+def ccxt_pages(ex: Any, symbol: str, timeframe: str, since_ms: int, until_ms: int,
+               limit: int = 1000) -> Iterator[list[dict]]:
+    """fetch_ohlcv page by page from since_ms (inclusive) until until_ms (exclusive), oldest first.
+
+    Stops at an empty page or one that does not move forward. Bars whose period has not ended
+    by until_ms (the still-forming bar) are left out.
+    """
+    import ccxt
+
+    from tokenomics.core.bars import timeframe_seconds
+
+    tf_ms = timeframe_seconds(timeframe) * 1000
+    source = f"ccxt:{ex.id}"
+    since = since_ms
+    while since < until_ms:
+        try:
+            raw = ex.fetch_ohlcv(symbol, timeframe, since=since, limit=limit)
+        except ccxt.BadSymbol as exc:
+            raise UsageProblem(f"{ex.id} does not list {symbol}: {exc}") from None
+        except ccxt.BaseError as exc:
+            raise ProviderError(f"{ex.id} fetch_ohlcv({symbol}, {timeframe}) failed: {type(exc).__name__}: {exc}",
+                                hint="re-run: the fetch resumes from the last stored bar") from None
+        rows = [
+            {"source": source, "symbol": symbol, "timeframe": timeframe,
+             "ts": iso(datetime.fromtimestamp(c[0] / 1000, timezone.utc)), "open": float(c[1]),
+             "high": float(c[2]), "low": float(c[3]), "close": float(c[4]),
+             "volume": None if c[5] is None else float(c[5])}
+            for c in raw if c[0] >= since and c[0] + tf_ms <= until_ms
+        ]
+        if rows:
+            yield rows
+        if not raw or raw[-1][0] < since:
+            return
+        nxt = int(raw[-1][0]) + tf_ms
+        if nxt <= since:
+            return
+        since = nxt

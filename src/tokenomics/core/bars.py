@@ -1,0 +1,27 @@
+"""Bar bookkeeping: timeframes and gaps. Pure."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+_TF = re.compile(r"^(\d+)([mhdw])$")
+_UNIT = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def timeframe_seconds(tf: str) -> int:
+    """'1m' -> 60, '4h' -> 14400, '1d' -> 86400 (ccxt's spelling)."""
+    m = _TF.match(tf.strip())
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(f"timeframe must look like 1m, 15m, 1h, 1d or 1w (got {tf!r})")
+    return int(m.group(1)) * _UNIT[m.group(2)]
+
+
+def find_gaps(times: list[datetime], tf_seconds: int) -> list[dict]:
+    """Holes in a sorted series of bar open times: each with the bars around it and how many are missing."""
+    step = timedelta(seconds=tf_seconds)
+    gaps = []
+    for a, b in zip(times, times[1:]):
+        if b - a > step:
+            gaps.append({"after": a.isoformat(), "before": b.isoformat(), "missing": int((b - a) / step) - 1})
+    return gaps

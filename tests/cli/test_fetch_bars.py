@@ -1,0 +1,54 @@
+"""fetch-bars through the real CLI: sim and file sources, idempotent re-runs, clear usage errors."""
+
+from __future__ import annotations
+
+from tests.conftest import SHARED
+
+BTC_1M = SHARED / "data" / "prices" / "freqtrade" / "UNITTEST_BTC-1m.feather"
+
+
+def test_sim_bars_are_stored_once_and_only_up_to_now(cli):
+    first = cli.json("fetch-bars", "--source", "sim", "--symbol", "BTC/USD", "--symbol", "AAPL")
+    btc = next(r for r in first["rows"] if r["symbol"] == "BTC/USD")
+    assert btc["timeframe"] == "60m" and btc["new"] == 500  # crypto trades every step up to the sim's now
+    aapl = next(r for r in first["rows"] if r["symbol"] == "AAPL")
+    assert 0 < aapl["new"] < 500 and aapl["gaps"] > 0  # equities only in NYSE sessions
+    status = cli.json("status")
+    assert btc["last"] < status["now"]  # the newest bar is one that has closed
+    again = cli.json("fetch-bars", "--source", "sim", "--symbol", "BTC/USD", "--symbol", "AAPL")
+    assert again["new"] == 0
+    assert cli.json("fetch-news", "--advance", "3")  # the clock moves: only the new bars come in
+    later = cli.json("fetch-bars", "--source", "sim", "--symbol", "BTC/USD")
+    assert later["new"] == 3
+
+
+def test_csv_import_detects_columns_and_is_idempotent(cli):
+    (cli.cwd / "bars.csv").write_text(
+        "Date,Open,High,Low,Close,Volume\n"
+        "2024-03-01 00:00:00,10,11,9,10.5,100\n"
+        "2024-03-01 01:00:00,10.5,12,10,11,120\n"
+        "2024-03-01 03:00:00,11,11.5,10.5,11.2,90\n"
+    )
+    out = cli.json("fetch-bars", "--source", "file", "--file", "bars.csv", "--symbol", "xyz", "-t", "1h")
+    assert out["new"] == 3 and out["rows"][0]["symbol"] == "XYZ"
+    assert out["rows"][0]["gaps"] == 1 and out["rows"][0]["missing_bars"] == 1
+    assert out["rows"][0]["last"] == "2024-03-01T03:00:00+00:00"
+    assert cli.json("fetch-bars", "--source", "file", "--file", "bars.csv", "--symbol", "XYZ", "-t", "1h")["new"] == 0
+
+
+def test_feather_import_of_real_btc_minutes(cli):
+    import pytest
+
+    if not BTC_1M.exists():
+        pytest.skip("shared freqtrade data absent")
+    out = cli.json("fetch-bars", "--source", "file", "--file", str(BTC_1M), "--symbol", "BTC/USDT", "-t", "1m")
+    assert out["new"] == 13681 and out["gaps"] == 538
+
+
+def test_usage_errors_exit_2(cli):
+    assert cli("fetch-bars", "--source", "nope").returncode == 2
+    assert cli("fetch-bars", "--source", "file").returncode == 2
+    (cli.cwd / "bad.csv").write_text("a,b\n1,2\n")
+    proc = cli("fetch-bars", "--source", "file", "--file", "bad.csv", "--symbol", "X")
+    assert proc.returncode == 2 and "time column" in proc.stderr
+    assert cli("fetch-bars", "--source", "file", "--file", "bad.csv", "-t", "7x").returncode == 2
