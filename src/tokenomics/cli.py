@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-exits": ("check_exits", "Close positions on stop-loss, take-profit, max hold or bearish news."),
     "run": ("run", "Run the whole chain once (--once, for cron) or on every tick (--loop)."),
     "fetch-bars": ("fetch_bars", "Fetch OHLCV bars (sim, CSV/Parquet file, ccxt exchange) into the store."),
+    "train": ("train", "Train a price model on stored bars (time-series CV, no shuffle); save it with a model card."),
+    "models": ("models", "List trained models with their data, features and out-of-sample metrics."),
 }
 
 GLOBAL_FLAGS = {"--json", "--jsonl", "--live", "-v", "--verbose", "-vv"}

@@ -21,12 +21,13 @@ FEATURES: tuple[str, ...] = (
     "bb_pctb", "bb_width", "atr_rel", "rv_20", "volume_z", "hour", "weekday",
 )
 RETURN_HORIZONS: tuple[int, ...] = (1, 5, 20)
+FEATURE_VERSION = 1  # bump when any feature's definition changes: older models then refuse to predict
 WARMUP = 100  # bars to drop before using recursive features (TA-Lib's start dependence fades)
 
 
 def feature_set_id(features: list[str] | tuple[str, ...]) -> str:
-    """A short fingerprint of a feature list: a model refuses any other."""
-    return hashlib.sha256(json.dumps(list(features)).encode()).hexdigest()[:16]
+    """A short fingerprint of a feature list and the definitions' version: a model refuses any other."""
+    return hashlib.sha256(json.dumps([FEATURE_VERSION, list(features)]).encode()).hexdigest()[:16]
 
 
 def _idx():

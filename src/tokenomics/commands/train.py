@@ -1,0 +1,79 @@
+"""train: label bars by forward return, cross-validate over time, save the pipeline and its model card."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from tokenomics.core.errors import UsageProblem
+from tokenomics.output import emit
+
+app = typer.Typer()
+
+
+def _params(pairs: list[str]) -> dict:
+    out = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        if not sep or not key:
+            raise UsageProblem(f"--param takes key=value (got {p!r})")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Model name: saved under ml.models_dir/NAME/."),
+    source: str = typer.Option("sim", "--source", help="Bars source in the store: sim, file or ccxt:<exchange>."),
+    symbol: list[str] = typer.Option(None, "--symbol", "-s", help="Symbols to train on (default: every stored "
+                                     "symbol of that source and timeframe)."),
+    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Bars timeframe (default: the sim step for "
+                                  "sim, else bars.timeframe)."),
+    features: str = typer.Option(None, "--features", help="Comma-separated subset of the features (default: all)."),
+    classifier: str = typer.Option(None, "--classifier", help="Dotted scikit-learn classifier (default: ml.classifier)."),
+    param: list[str] = typer.Option(None, "--param", help="Classifier parameter key=value (repeatable); replaces "
+                                    "ml.params when given."),
+    horizon: int = typer.Option(None, "--horizon", min=1, help="Label horizon in bars (default: ml.horizon)."),
+    threshold: float = typer.Option(None, "--threshold-pct", min=0, help="Label threshold, % (default: ml.threshold_pct)."),
+    cv: str = typer.Option(None, "--cv", help="walk-forward or purged (default: ml.cv)."),
+    folds: int = typer.Option(None, "--folds", min=2, help="CV folds (default: ml.folds)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing model of that name."),
+) -> None:
+    """Train a classifier on stored bars: label = forward return over --horizon bars above --threshold-pct;
+    time-series CV without shuffling (walk-forward, or purged k-fold with an embargo); per-fold accuracy,
+    precision, ROC AUC, Brier and the net return of trading the predictions."""
+    from tokenomics import bars, ml
+    from tokenomics.core import features as F
+
+    rt = ctx.obj
+    s = rt.settings
+    cv = cv or s.ml.cv
+    if cv not in ("walk-forward", "purged"):
+        raise UsageProblem(f"--cv must be walk-forward or purged (got {cv!r})")
+    tf = timeframe or (f"{s.sim.step_minutes}m" if source == "sim" else s.bars.timeframe)
+    feats = [f.strip() for f in features.split(",") if f.strip()] if features else list(F.FEATURES)
+    unknown = [f for f in feats if f not in F.FEATURES]
+    if unknown:
+        raise UsageProblem(f"unknown feature(s) {', '.join(unknown)}", hint=f"available: {', '.join(F.FEATURES)}")
+    symbols = [x.upper() for x in symbol] if symbol else bars.stored_symbols(rt.store, source, tf)
+    if not symbols:
+        raise UsageProblem(f"no {source} {tf} bars in the store", hint=f"run `tokenomics fetch-bars --source {source}`")
+    with rt.store.run("train", rt.mode) as counts:
+        card = ml.train(
+            rt.store, name=name, source=source, symbols=symbols, timeframe=tf, features=feats,
+            classifier=classifier or s.ml.classifier, params=_params(param) if param else dict(s.ml.params),
+            horizon=horizon or s.ml.horizon, threshold_pct=s.ml.threshold_pct if threshold is None else threshold,
+            cv=cv, folds=folds or s.ml.folds, embargo=s.ml.embargo, min_probability=s.ml.min_probability,
+            cost_rate=rt.cost_rate, models_dir=s.ml.models_dir, now=rt.now(), force=force)
+        counts.update(rows=card["rows"], folds=len(card["metrics"]["folds"]))
+    doc = {"name": card["name"], "path": str(s.ml.models_dir / name), "rows": card["rows"],
+           "symbols": card["symbols"], "date_range": card["date_range"], "feature_set": card["feature_set"],
+           "mean": card["metrics"]["mean"], "folds": card["metrics"]["folds"]}
+    emit(rt, doc, title=f"train {name}", rows_key="folds",
+         columns=["fold", "test_from", "test_to", "rows", "accuracy", "precision", "roc_auc", "brier", "trades",
+                  "net_return"])

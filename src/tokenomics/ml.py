@@ -1,0 +1,303 @@
+"""Training, model storage and model signals over the store's bars.
+
+A model lives in <ml.models_dir>/<name>/: model.joblib (the fitted scikit-learn pipeline) and
+model_card.json (what it was trained on, how, and how well it did out of sample).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import platform
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokenomics.core import features as F
+from tokenomics.core import ml as core
+from tokenomics.core.bars import timeframe_seconds
+from tokenomics.core.errors import UsageProblem
+from tokenomics.store import Store, iso
+
+SHIPPED = Path(__file__).resolve().parents[2] / "trained_models"
+CARD = "model_card.json"
+PIPELINE = "model.joblib"
+
+
+# --- data ------------------------------------------------------------------------------------
+def frame_features(bars_df, features: list[str]):
+    """Features of one symbol's bars after the warm-up (a polars frame with ts, close and the features)."""
+    import polars as pl
+
+    df = F.compute(bars_df)
+    missing = [f for f in features if f not in df.columns]
+    if missing:
+        raise UsageProblem(f"unknown feature(s) {', '.join(missing)}", hint=f"available: {', '.join(F.FEATURES)}")
+    return df.select("ts", "close", *features).slice(F.WARMUP).with_columns(
+        pl.col(f).fill_nan(None) for f in features)
+
+
+def dataset(store: Store, source: str, symbols: list[str], timeframe: str, features: list[str],
+            horizon: int, threshold_pct: float) -> dict[str, Any]:
+    """Rows of (features, label, forward return) for every symbol, sorted by time."""
+    from tokenomics import bars as bars_mod
+
+    parts, used, digest = [], [], hashlib.sha256()
+    for sym in symbols:
+        raw = bars_mod.load_frame(store, source, sym, timeframe)
+        if raw.height <= F.WARMUP + horizon + 10:
+            continue
+        digest.update(sym.encode())
+        digest.update(raw.select("ts", "open", "high", "low", "close", "volume").write_csv().encode())
+        df = frame_features(raw, features)
+        fwd = core.forward_returns(df["close"].to_numpy(), horizon)
+        y = core.labels(fwd, threshold_pct)
+        x = df.select(features).to_numpy().astype(float)
+        ok = ~np.isnan(y) & ~np.isnan(x).any(axis=1)
+        ts = df["ts"].to_numpy()
+        parts.append((ts[ok], x[ok], y[ok], fwd[ok]))
+        used.append(sym)
+    if not parts:
+        raise UsageProblem(
+            f"not enough {source} {timeframe} bars to train (need more than {F.WARMUP + horizon + 10} per symbol)",
+            hint="run `tokenomics fetch-bars` first")
+    ts = np.concatenate([p[0] for p in parts])
+    order = np.argsort(ts, kind="stable")
+    return {"ts": ts[order], "x": np.concatenate([p[1] for p in parts])[order],
+            "y": np.concatenate([p[2] for p in parts])[order], "fwd": np.concatenate([p[3] for p in parts])[order],
+            "symbols": used, "data_hash": digest.hexdigest()}
+
+
+# --- model -----------------------------------------------------------------------------------
+def make_classifier(dotted: str, params: dict[str, Any]):
+    from sklearn.base import is_classifier
+
+    module, _, name = dotted.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise UsageProblem(f"cannot import classifier {dotted!r}",
+                           hint="give a dotted name like sklearn.linear_model.LogisticRegression") from None
+    try:
+        clf = cls(**params)
+    except TypeError as exc:
+        raise UsageProblem(f"bad parameters for {dotted}: {exc}") from None
+    if not is_classifier(clf):
+        raise UsageProblem(f"{dotted} is not a scikit-learn classifier")
+    return clf
+
+
+def make_pipeline(dotted: str, params: dict[str, Any]):
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return Pipeline([("scale", StandardScaler()), ("model", make_classifier(dotted, params))])
+
+
+def fold_metrics(y: np.ndarray, proba: np.ndarray, fwd: np.ndarray, min_probability: float, horizon: int,
+                 cost_rate: float) -> dict[str, Any]:
+    from sklearn.metrics import accuracy_score, brier_score_loss, precision_score, roc_auc_score
+
+    pred = (proba >= 0.5).astype(int)
+    ret, trades = core.trade_predictions(proba >= min_probability, fwd, horizon, cost_rate)
+    hold, _ = core.trade_predictions(np.ones(len(y), bool), fwd, horizon, cost_rate)
+    return {
+        "rows": int(len(y)), "positive_rate": round(float(y.mean()), 4),
+        "accuracy": round(float(accuracy_score(y, pred)), 4),
+        "precision": round(float(precision_score(y, pred, zero_division=0)), 4),
+        "roc_auc": round(float(roc_auc_score(y, proba)), 4) if len(set(y.tolist())) == 2 else None,
+        "brier": round(float(brier_score_loss(y, proba)), 4),
+        "trades": trades, "net_return": round(ret, 6), "buy_and_hold_net_return": round(hold, 6),
+    }
+
+
+def positive_proba(pipe, x: np.ndarray) -> np.ndarray:
+    classes = list(pipe.classes_)
+    if 1.0 not in classes and 1 not in classes:
+        return np.zeros(len(x))
+    return pipe.predict_proba(x)[:, classes.index(1.0 if 1.0 in classes else 1)]
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("tokenomics", "scikit-learn", "numpy", "polars", "joblib"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe: str, features: list[str],
+          classifier: str, params: dict[str, Any], horizon: int, threshold_pct: float, cv: str, folds: int,
+          embargo: int, min_probability: float, cost_rate: float, models_dir: Path, now: datetime,
+          force: bool = False) -> dict[str, Any]:
+    """Cross-validate (no shuffling), fit on everything, save pipeline and card; return the card."""
+    import joblib
+
+    target = models_dir / name
+    if (target / CARD).exists() and not force:
+        raise UsageProblem(f"model {name!r} already exists in {models_dir}", hint="pass --force to replace it")
+    data = dataset(store, source, symbols, timeframe, features, horizon, threshold_pct)
+    times = np.unique(data["ts"])
+    rank = np.searchsorted(times, data["ts"])
+    if cv == "walk-forward":
+        splits = core.walk_forward_splits(len(times), folds, horizon)
+    else:
+        splits = core.purged_kfold_splits(len(times), folds, horizon, embargo)
+    fold_rows = []
+    for i, (tr, te) in enumerate(splits):
+        train_mask, test_mask = np.isin(rank, tr), np.isin(rank, te)
+        ytr = data["y"][train_mask]
+        if len(set(ytr.tolist())) < 2 or not test_mask.any():
+            continue
+        pipe = make_pipeline(classifier, params).fit(data["x"][train_mask], ytr)
+        proba = positive_proba(pipe, data["x"][test_mask])
+        m = fold_metrics(data["y"][test_mask], proba, data["fwd"][test_mask], min_probability, horizon, cost_rate)
+        fold_rows.append({"fold": i + 1, "train_from": iso(times[tr[0]].astype(datetime)),
+                          "test_from": iso(times[te[0]].astype(datetime)),
+                          "test_to": iso(times[te[-1]].astype(datetime)), **m})
+    if len(set(data["y"].tolist())) < 2:
+        raise UsageProblem("every label is the same class: change ml.horizon or ml.threshold_pct")
+    pipe = make_pipeline(classifier, params).fit(data["x"], data["y"])
+    keys = ("accuracy", "precision", "roc_auc", "brier", "net_return")
+    mean = {k: round(float(np.mean([f[k] for f in fold_rows if f[k] is not None])), 4)
+            for k in keys if any(f[k] is not None for f in fold_rows)}
+    card = {
+        "name": name, "created_at": iso(now), "kind": "classifier", "classifier": classifier, "params": params,
+        "source": source, "symbols": data["symbols"], "timeframe": timeframe,
+        "date_range": {"first": iso(times[0].astype(datetime)), "last": iso(times[-1].astype(datetime))},
+        "rows": int(len(data["y"])), "positive_rate": round(float(data["y"].mean()), 4),
+        "features": features, "feature_set": F.feature_set_id(features), "feature_version": F.FEATURE_VERSION,
+        "warmup_bars": F.WARMUP,
+        "label": {"horizon_bars": horizon, "threshold_pct": threshold_pct},
+        "cv": {"scheme": cv, "folds": folds, "embargo_bars": embargo if cv == "purged" else 0, "shuffle": False},
+        "min_probability": min_probability, "cost_rate_per_side": cost_rate,
+        "metrics": {"folds": fold_rows, "mean": mean},
+        "data_hash": data["data_hash"], "versions": versions(),
+    }
+    tmp = models_dir / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    joblib.dump(pipe, tmp / PIPELINE)
+    (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return card
+
+
+# --- loading and predicting ------------------------------------------------------------------
+def model_path(models_dir: Path, name: str) -> Path:
+    """<models_dir>/<name>, else the shipped trained_models/<name>."""
+    for base in (models_dir, SHIPPED):
+        if (base / name / CARD).exists():
+            return base / name
+    raise UsageProblem(f"no model named {name!r} in {models_dir} or {SHIPPED}",
+                       hint="train one with `tokenomics train --name NAME`; `tokenomics models` lists them")
+
+
+def list_models(models_dir: Path) -> list[dict[str, Any]]:
+    seen, out = set(), []
+    for base in (models_dir, SHIPPED):
+        if not base.is_dir():
+            continue
+        for card_path in sorted(base.glob(f"*/{CARD}")):
+            card = json.loads(card_path.read_text())
+            if card.get("kind") != "classifier" or card["name"] in seen:
+                continue
+            seen.add(card["name"])
+            mean = card["metrics"]["mean"]
+            out.append({"name": card["name"], "path": str(card_path.parent), "classifier": card["classifier"],
+                        "source": card["source"], "symbols": card["symbols"], "timeframe": card["timeframe"],
+                        "first": card["date_range"]["first"], "last": card["date_range"]["last"], "rows": card["rows"],
+                        "features": len(card["features"]), "roc_auc": mean.get("roc_auc"),
+                        "net_return": mean.get("net_return"), "created_at": card["created_at"]})
+    return out
+
+
+class Model:
+    def __init__(self, path: Path):
+        import joblib
+
+        self.path = path
+        self.card = json.loads((path / CARD).read_text())
+        self.name = self.card["name"]
+        self.features: list[str] = self.card["features"]
+        self.pipe = joblib.load(path / PIPELINE)
+
+    def check_features(self, features: list[str]) -> None:
+        """Refuse to predict on a feature set other than the one the model was trained on."""
+        want, have = self.card["feature_set"], F.feature_set_id(features)
+        if list(features) != list(self.features) or want != have:
+            raise UsageProblem(
+                f"model {self.name!r} was trained on feature set {want} ({len(self.features)} features, "
+                f"definitions v{self.card.get('feature_version')}); this data has feature set {have} "
+                f"({len(features)} features, definitions v{F.FEATURE_VERSION})",
+                hint=f"retrain it: tokenomics train --name {self.name} --force")
+
+    def predict_latest(self, bars_df) -> tuple[datetime, float]:
+        """P(up) for the newest bar of one symbol's bars."""
+        df = frame_features(bars_df, self.features)
+        self.check_features([c for c in df.columns if c not in ("ts", "close")])
+        last = df.tail(1)
+        x = last.select(self.features).to_numpy().astype(float)
+        if np.isnan(x).any():
+            raise UsageProblem(f"not enough bars to compute the features of model {self.name!r}")
+        return last["ts"][0], float(positive_proba(self.pipe, x)[0])
+
+
+def model_signals(rt, name: str) -> dict[str, Any]:
+    """Predict on each symbol's latest stored bar; write a buy signal (strength = probability) or a skip."""
+    from tokenomics import bars as bars_mod
+
+    s = rt.settings
+    st = rt.store
+    model = Model(model_path(s.ml.models_dir, name))
+    card = model.card
+    source, tf = card["source"], card["timeframe"]
+    tf_s = timeframe_seconds(tf)
+    now = rt.now()
+    symbols = [sym for sym in bars_mod.stored_symbols(st, source, tf) if sym in s.universe.symbols]
+    held = {p["symbol"] for p in st.positions()}
+    pending = {r["symbol"] for r in st.all(
+        "SELECT symbol FROM signals WHERE side = 'buy' AND status IN ('new', 'sized') "
+        "UNION SELECT symbol FROM orders WHERE intent = 'entry' AND status NOT IN "
+        "('filled', 'rejected', 'canceled', 'expired')")}
+    made, skipped, rows = [], 0, []
+    need = F.WARMUP + 200
+    for sym in symbols:
+        df = bars_mod.load_frame(st, source, sym, tf, until=now - timedelta(seconds=tf_s), limit=need)
+        if df.height < F.WARMUP + 35:
+            continue
+        bar_ts, p = model.predict_latest(df)
+        bar_close = bar_ts + timedelta(seconds=tf_s)
+        stale = now - bar_close > timedelta(seconds=tf_s * s.ml.max_bar_age_bars)
+        d = core.decide_model_entry(
+            probability=p, min_probability=s.ml.min_probability, held=sym in held, pending=sym in pending,
+            open_slots=s.risk.max_open_positions - len(held | pending), tradable=rt.tradable(sym, now), stale=stale)
+        sid = f"model:{name}:{sym}:{iso(bar_ts)}"
+        row = {
+            "id": sid, "symbol": sym, "side": "buy", "source": "model", "strength": round(p, 6),
+            "reason": f"{name}: P(up over {card['label']['horizon_bars']} bars) = {p:.3f}", "ref": name,
+            "asset_class": rt.asset_class(sym), "created_at": iso(now), "status": d.status,
+            "status_reason": d.reason, "size_method": None, "notional": None, "updated_at": iso(now),
+        }
+        with st.tx():
+            new = st.insert_ignore("signals", [row])
+        if not new:  # this bar was already predicted on: report what was recorded then
+            row = st.one("SELECT * FROM signals WHERE id = ?", [sid])
+        rows.append({**row, "bar_ts": iso(bar_ts), "already_recorded": not new})
+        if not new:
+            continue
+        if d.status == "new":
+            pending.add(sym)
+            made.append(row)
+        else:
+            skipped += 1
+    return {"model": name, "considered": len(rows), "signals": len(made), "skipped": skipped, "rows": rows}
