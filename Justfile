@@ -52,3 +52,10 @@ chain-rest:
     tokenomics size --json
     tokenomics trade --json
     tokenomics check-exits --json
+
+# Rebuild the shipped example price model (trained_models/sim-example) on another seed of the sim market,
+# so it is out of sample on the default world (seed 7).
+train-sim-example:
+    rm -f data/sim-example.db
+    TOKENOMICS_SIM__SEED=11 TOKENOMICS_SIM__HISTORY_STEPS=6000 tokenomics --db data/sim-example.db fetch-bars --source sim --json > /dev/null
+    TOKENOMICS_SIM__SEED=11 TOKENOMICS_SIM__HISTORY_STEPS=6000 tokenomics --db data/sim-example.db train --name sim-example --force --json

@@ -185,7 +185,7 @@ def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe
     tmp = models_dir / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    joblib.dump(pipe, tmp / PIPELINE)
+    joblib.dump(pipe, tmp / PIPELINE, compress=3)
     (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
