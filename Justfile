@@ -39,6 +39,8 @@ train-scorer:
 bench:
     python benchmarks/startup.py
     python benchmarks/scorer_phrasebank.py
+    python benchmarks/features.py
+    python benchmarks/train.py
 
 # Sim mode: the chain as separate commands, moving the sim clock one step first.
 sim-chain:

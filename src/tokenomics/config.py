@@ -175,7 +175,8 @@ class MLSettings(Section):
     model: str = "sim-example"  # the model `signal --source model` uses
     classifier: str = "sklearn.ensemble.RandomForestClassifier"
     params: dict[str, Any] = Field(default_factory=lambda: {
-        "n_estimators": 200, "max_depth": 6, "min_samples_leaf": 20, "random_state": 0, "n_jobs": -1})
+        "n_estimators": 100, "max_depth": 6, "min_samples_leaf": 50, "max_samples": 0.25, "random_state": 0,
+        "n_jobs": -1})
     horizon: int = Field(5, ge=1)  # label: forward return over this many bars
     threshold_pct: float = Field(0.0, ge=0)  # label 1 when that return exceeds this, %
     cv: Literal["walk-forward", "purged"] = "walk-forward"
