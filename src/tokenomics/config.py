@@ -143,10 +143,6 @@ class SimSettings(Section):
         return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
 
 
-class RunSettings(Section):
-    interval_seconds: float = Field(30, ge=0)
-
-
 class BarsSettings(Section):
     source: Literal["sim", "file", "ccxt"] = "sim"
     timeframe: str = "1h"  # file and ccxt bars; sim bars use the sim step
@@ -211,7 +207,6 @@ class Settings(BaseSettings):
     trading: TradingSettings = Field(default_factory=TradingSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
-    run: RunSettings = Field(default_factory=RunSettings)
     bars: BarsSettings = Field(default_factory=BarsSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
 
