@@ -52,16 +52,21 @@ def test_shipped_example_model_predicts_on_a_fresh_store(cli):
 
 
 def test_model_errors_exit_2(cli):
-    cli.json("fetch-bars", "--source", "sim")
+    import shutil
+
+    from tests.conftest import REPO
+
+    cli.json("fetch-bars", "--source", "sim", "--symbol", "BTC/USD")
     assert cli("signal", "--source", "model", "--model", "nope").returncode == 2
     assert cli("signal", "--source", "bogus").returncode == 2
     assert cli("train", "--name", "x", "--source", "ccxt:nowhere").returncode == 2
     assert cli("train", "--name", "x", "--features", "ret_1,made_up").returncode == 2
-    cli.json("train", "--name", "m", *SMALL)
-    assert cli("train", "--name", "m", *SMALL).returncode == 2  # exists: needs --force
+    shutil.copytree(REPO / "trained_models" / "sim-example", cli.cwd / "trained_models" / "m")
+    proc = cli("train", "--name", "m")
+    assert proc.returncode == 2 and "already exists" in proc.stderr  # replacing needs --force
     card_path = cli.cwd / "trained_models" / "m" / "model_card.json"
     card = json.loads(card_path.read_text())
-    card["features"] = card["features"][:-1]  # a model from another feature set
+    card["name"], card["features"] = "m", card["features"][:-1]  # a model from another feature set
     card_path.write_text(json.dumps(card))
     proc = cli("signal", "--source", "model", "--model", "m")
     assert proc.returncode == 2 and "trained on feature set" in proc.stderr

@@ -76,10 +76,11 @@ def test_same_data_same_hash_and_other_data_another(store, tmp_path):
 
 
 def test_existing_model_needs_force(store, tmp_path):
-    train(store, tmp_path)
+    train(store, tmp_path, folds=2)
     with pytest.raises(UsageProblem, match="already exists"):
-        train(store, tmp_path)
-    assert train(store, tmp_path, force=True)["name"] == "m1"
+        train(store, tmp_path, folds=2)
+    assert train(store, tmp_path, force=True, folds=2, horizon=3)["label"]["horizon_bars"] == 3
+    assert ml.Model(tmp_path / "models" / "m1").card["label"]["horizon_bars"] == 3  # replaced
 
 
 def test_any_sklearn_classifier_by_name_and_clear_errors(store, tmp_path):
