@@ -64,30 +64,36 @@ def _summary(store: Store, source: str, symbol: str, timeframe: str, fetched: in
 
 
 def fetch_sim(rt, symbols: Iterable[str]) -> list[dict]:
-    """Sim bars from the first step after the last stored bar up to now (never the future)."""
+    """Sim bars from the first step after each symbol's last stored bar up to now (never the future)."""
     world = rt.world
     tf = f"{rt.settings.sim.step_minutes}m"
     now_step = rt.sim_step()
-    out = []
+    symbols = list(symbols)
+    unknown = [s for s in symbols if s not in world.symbols]
+    if unknown:
+        raise UsageProblem(f"{', '.join(unknown)} not in the sim universe ({', '.join(world.symbols)})")
+    first = {}
     for sym in symbols:
-        if sym not in world.symbols:
-            raise UsageProblem(f"{sym} is not in the sim universe ({', '.join(world.symbols)})")
         last = last_ts(rt.store, "sim", sym, tf)
-        first = world.step_at(last) + 2 if last else 1
-        new = fetched = 0
-        first_new = None
-        with progress(f"sim {sym}", max(now_step - first + 1, 0)) as advance:
-            for a in range(first, now_step + 1, 1000):
-                b = min(a + 999, now_step)
-                rows = [r for r in world.bars(a, b) if r["symbol"] == sym]
-                fetched += len(rows)
-                n = store_rows(rt.store, rows)
-                if n and first_new is None:
-                    first_new = rows[0]["ts"]
-                new += n
-                advance(b - a + 1)
-        out.append(_summary(rt.store, "sim", sym, tf, fetched, new, first_new))
-    return out
+        first[sym] = world.step_at(last) + 2 if last else 1  # the bar of step k opens at t[k-1]
+    stats = {sym: {"fetched": 0, "new": 0, "first_new": None} for sym in symbols}
+    start = min(first.values(), default=now_step + 1)
+    with progress("sim bars", max(now_step - start + 1, 0)) as advance:
+        for a in range(start, now_step + 1, 1000):
+            b = min(a + 999, now_step)
+            rows = [r for r in world.bars(a, b) if r["symbol"] in first
+                    and world.step_at(parse_ts(r["ts"])) + 1 >= first[r["symbol"]]]
+            for sym in symbols:
+                mine = [r for r in rows if r["symbol"] == sym]
+                n = store_rows(rt.store, mine)
+                st = stats[sym]
+                st["fetched"] += len(mine)
+                st["new"] += n
+                if n and st["first_new"] is None:
+                    st["first_new"] = mine[0]["ts"]
+            advance(b - a + 1)
+    return [_summary(rt.store, "sim", sym, tf, stats[sym]["fetched"], stats[sym]["new"], stats[sym]["first_new"])
+            for sym in symbols]
 
 
 def fetch_file(rt, path: Path, symbol: str | None, timeframe: str) -> list[dict]:
