@@ -104,3 +104,17 @@ def test_model_features_are_finite_after_warmup_and_scale_free():
 def test_feature_set_id_changes_with_the_features():
     assert F.feature_set_id(F.FEATURES) == F.feature_set_id(list(F.FEATURES))
     assert F.feature_set_id(F.FEATURES) != F.feature_set_id(F.FEATURES[:-1])
+
+
+def test_single_indicator_expressions_equal_the_staged_frame():
+    df = random_walk(400, seed=3)
+    full = F.compute(df)
+    c, h, lo = pl.col("close"), pl.col("high"), pl.col("low")
+    line, sig, hist = F.macd(c)
+    lower, mid, upper = F.bollinger(c)
+    one = df.select(F.rsi(c).alias("rsi_14"), line.alias("macd"), sig.alias("macd_signal"), hist.alias("macd_hist"),
+                    lower.alias("bb_lower"), mid.alias("bb_mid"), upper.alias("bb_upper"),
+                    F.atr(h, lo, c).alias("atr_14"))
+    for name in one.columns:
+        np.testing.assert_allclose(one[name].to_numpy().astype(float), full[name].to_numpy().astype(float),
+                                   rtol=1e-12, equal_nan=True, err_msg=name)

@@ -105,7 +105,8 @@ def compute(bars: Any, *, keep_raw: bool = True) -> Any:
     """All features of one symbol's bars (a polars DataFrame sorted by ts). Returns a new frame.
 
     Raw indicators (sma_20, ema_10, rsi_14, macd, macd_signal, macd_hist, bb_lower/mid/upper,
-    atr_14) are kept when keep_raw; the model features are listed in FEATURES.
+    atr_14) are kept when keep_raw; the model features are listed in FEATURES. The same indicators
+    exist one by one as the expression builders above (rsi, macd, bollinger, atr).
     """
     import polars as pl
 
@@ -113,14 +114,28 @@ def compute(bars: Any, *, keep_raw: bool = True) -> Any:
     if df.schema["ts"] == pl.String:
         df = df.with_columns(pl.col("ts").str.to_datetime(time_zone="UTC"))
     c, h, lo, v = pl.col("close"), pl.col("high"), pl.col("low"), pl.col("volume")
-    line, sig, hist = macd(c)
-    lower, mid, upper = bollinger(c)
-    raw = [
-        sma(c, 20).alias("sma_20"), ema(c, 10).alias("ema_10"), rsi(c, 14).alias("rsi_14"),
-        line.alias("macd"), sig.alias("macd_signal"), hist.alias("macd_hist"),
-        lower.alias("bb_lower"), mid.alias("bb_mid"), upper.alias("bb_upper"), atr(h, lo, c, 14).alias("atr_14"),
-    ]
-    df = df.with_columns(raw)
+    # staged so every recursive series is computed once (polars does not share them across expressions)
+    d = c.diff()
+    df = df.with_columns(
+        sma(c, 20).alias("sma_20"), ema(c, 10).alias("ema_10"),
+        wilder(d.clip(lower_bound=0.0), 14).alias("_gain"), wilder((-d).clip(lower_bound=0.0), 14).alias("_loss"),
+        _seeded_ewm(c, 2.0 / 13, 25, c.rolling_mean(12)).alias("_fast"),
+        _seeded_ewm(c, 2.0 / 27, 25, c.rolling_mean(26)).alias("_slow"),
+        c.rolling_mean(20).alias("bb_mid"), c.rolling_std(20, ddof=0).alias("_sd"),
+        atr(h, lo, c, 14).alias("atr_14"),
+    )
+    total = pl.col("_gain") + pl.col("_loss")
+    df = df.with_columns(
+        pl.when(total == 0).then(0.0).otherwise(100.0 * pl.col("_gain") / total).alias("rsi_14"),
+        (pl.col("_fast") - pl.col("_slow")).alias("_line"),
+        (pl.col("bb_mid") - 2.0 * pl.col("_sd")).alias("bb_lower"),
+        (pl.col("bb_mid") + 2.0 * pl.col("_sd")).alias("bb_upper"),
+    )
+    df = df.with_columns(
+        pl.when(_idx() < 33).then(None).otherwise(pl.col("_line")).alias("macd"),
+        ema(pl.col("_line"), 9, offset=25).alias("macd_signal"),
+    ).drop("_gain", "_loss", "_fast", "_slow", "_sd", "_line")
+    df = df.with_columns((pl.col("macd") - pl.col("macd_signal")).alias("macd_hist"))
     logret = (c / c.shift(1)).log()
     width = pl.col("bb_upper") - pl.col("bb_lower")
     df = df.with_columns(
