@@ -107,7 +107,8 @@ def score(rt: Runtime, limit: int = 1000) -> dict:
 def limits(rt: Runtime) -> risk.RiskLimits:
     r = rt.settings.risk
     return risk.RiskLimits(r.max_open_positions, r.max_position_pct, r.min_order_usd,
-                           r.daily_loss_limit_pct, r.monthly_loss_limit_pct, r.long_only)
+                           r.daily_loss_limit_pct, r.monthly_loss_limit_pct, r.long_only,
+                           r.max_leverage, r.max_drawdown_pct, dict(r.max_asset_class_pct))
 
 
 def period_keys(rt: Runtime, now: datetime) -> tuple[tuple[str, datetime], tuple[str, datetime]]:
@@ -145,16 +146,41 @@ def mark_to_market(rt: Runtime) -> dict:
             period = day if rule.startswith("daily") else month
             if st.insert_ignore("halts", [{"rule": rule, "period": period, "fired_at": iso(now), "detail": detail}]):
                 app_log.warning("halt: %s (%s)", rule, detail, extra={"rule": rule, "period": period})
+        latch_drawdown(rt, eq, now)
     return {"cash": cash, "positions_value": cents(sum(values)), "equity": eq}
+
+
+def latch_drawdown(rt: Runtime, eq: float, now: datetime) -> None:
+    """Fire the max-drawdown halt (once) when equity is max_drawdown_pct below its peak since the
+    last `risk resume`; it stays until a person lifts it."""
+    st = rt.store
+    if st.scalar("SELECT COUNT(*) FROM halts WHERE rule = 'max_drawdown' AND lifted_at IS NULL"):
+        return
+    since = st.scalar("SELECT MAX(lifted_at) FROM halts WHERE rule = 'max_drawdown'") or ""
+    peak = st.scalar("SELECT MAX(equity) FROM equity WHERE ts >= ?", [since])
+    fired = risk.drawdown_halt(equity=eq, peak=max(peak or 0.0, eq), limits=limits(rt))
+    if fired:
+        rule, detail = fired
+        st.insert_ignore("halts", [{"rule": rule, "period": iso(now), "fired_at": iso(now), "detail": detail}])
+        app_log.warning("halt: %s (%s)", rule, detail, extra={"rule": rule, "period": "until risk resume"})
 
 
 def active_halts(rt: Runtime) -> list[dict]:
     (day, _), (month, _) = period_keys(rt, rt.now())
     return rt.store.all(
         "SELECT * FROM halts WHERE (rule = 'daily_loss_limit' AND period = ?) "
-        "OR (rule = 'monthly_loss_limit' AND period = ?) ORDER BY fired_at",
+        "OR (rule = 'monthly_loss_limit' AND period = ?) "
+        "OR (rule = 'max_drawdown' AND lifted_at IS NULL) ORDER BY fired_at",
         [day, month],
     )
+
+
+def cooling_symbols(rt: Runtime) -> tuple[str, ...]:
+    """Symbols stopped out within risk.stop_loss_cooldown_hours of now."""
+    since = rt.now() - timedelta(hours=rt.settings.risk.stop_loss_cooldown_hours)
+    return tuple(r["symbol"] for r in rt.store.all(
+        "SELECT DISTINCT symbol FROM trades WHERE exit_reason = 'stop_loss' AND closed_at > ? ORDER BY symbol",
+        [iso(since)]))
 
 
 def portfolio(rt: Runtime) -> risk.Portfolio:
@@ -168,7 +194,9 @@ def portfolio(rt: Runtime) -> risk.Portfolio:
                     "('filled', 'rejected', 'canceled', 'expired')"):
         pending[r["symbol"]] = pending.get(r["symbol"], 0.0) + (r["notional"] or 0.0)
     eq = equity(cash, list(positions.values()))
-    return risk.Portfolio(cash, eq, positions, pending, tuple(h["rule"] for h in active_halts(rt)))
+    classes = {sym: rt.asset_class(sym) for sym in (*positions, *pending)}
+    return risk.Portfolio(cash, eq, positions, pending, tuple(h["rule"] for h in active_halts(rt)),
+                          classes, cooling_symbols(rt))
 
 
 # --- signals ---------------------------------------------------------------------------------
@@ -364,7 +392,8 @@ def trade(rt: Runtime) -> dict:
                 continue
             if not rt.tradable(sg["symbol"]):
                 continue  # stays sized until the market opens (or it expires)
-            d = risk.gate(risk.Proposal(sg["symbol"], sg["side"], sg["notional"], "entry", rt.cost_rate),
+            d = risk.gate(risk.Proposal(sg["symbol"], sg["side"], sg["notional"], "entry", rt.cost_rate,
+                                        rt.asset_class(sg["symbol"])),
                           portfolio(rt), lim)
             if not d.accepted:
                 with st.tx():
