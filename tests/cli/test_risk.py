@@ -70,7 +70,7 @@ def test_drawdown_halt_latches_until_risk_resume(cli):
     assert cli.json("status")["halts"] == []
     cli.json("trade")  # marks to market: the halt fires
     halts = cli.json("status")["halts"]
-    assert [h["rule"] for h in halts] == ["max_drawdown"] and "risk resume" in halts[0]["detail"]
+    assert [h["rule"] for h in halts] == ["max_drawdown"] and "risk resume" in halts[0]["lifts"]
     cli.json("fetch-news", "--advance", "48")  # two days later the halt is still there
     cli.json("trade")
     assert [h["rule"] for h in cli.json("status")["halts"]] == ["max_drawdown"]
