@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-exits": ("check_exits", "Close positions on stop-loss, take-profit, max hold or bearish news."),
     "run": ("run", "Run the whole chain once (--once, for cron) or on every tick (--loop)."),
     "risk": ("risk", "Risk metrics of the account (or --symbols) with --plot; `risk resume` lifts a drawdown halt."),
+    "explain": ("explain", "The chain behind a trade (order id, signal id or symbol): news, score, size, gate, fills."),
 }
 
 GLOBAL_FLAGS = {"--json", "--jsonl", "--live", "-v", "--verbose", "-vv"}

@@ -81,3 +81,11 @@ def test_drawdown_halt_latches_until_risk_resume(cli):
     assert cli.json("risk", "resume")["lifted"] == 0
     runs = {r["command"] for r in cli.json("status")["last_runs"]}
     assert "risk resume" in runs
+
+
+def test_size_method_is_validated_and_listed(cli):
+    proc = cli("size", "--method", "martingale")
+    assert proc.returncode == 2 and "--method must be one of" in proc.stderr
+    assert cli.json("size", "--method", "kelly")["rows"] == []  # nothing new to size: exit 0
+    help_text = cli("--help").stdout
+    assert "risk" in help_text and "explain" in help_text
