@@ -83,3 +83,42 @@ def test_atr_estimator_is_used_when_configured(rt):
     engine.size(rt, "vol-target")
     _, d = detail(rt, sid)
     assert d["volatility"]["estimator"] == "atr" and d["volatility"]["annualized"] > 0
+
+
+def test_config_method_is_the_default(rt):
+    sid = new_signal(rt, "AAPL")
+    rt.settings.sizing.method = "adaptive"
+    engine.size(rt)
+    assert detail(rt, sid)[0]["size_method"] == "adaptive"
+
+
+def closed_trade(rt, n, candidates, return_pct):
+    sid = f"sentiment:old{n}:AAPL"
+    now = iso(rt.now())
+    with rt.store.tx():
+        rt.store.db["signals"].insert({
+            "id": sid, "symbol": "AAPL", "side": "buy", "source": "sentiment", "strength": 0.9, "reason": "t",
+            "ref": "t", "asset_class": "equity", "created_at": now, "status": "ordered", "status_reason": "",
+            "size_method": "adaptive", "notional": 500, "updated_at": now,
+            "size_detail": json.dumps({"candidates": candidates})})
+        rt.store.db["orders"].insert({
+            "client_order_id": f"c{n}", "signal_id": sid, "symbol": "AAPL", "side": "buy", "intent": "entry",
+            "notional": 500, "status": "filled", "broker": "paper", "created_at": now})
+        rt.store.db["trades"].insert({
+            "entry_order_id": f"c{n}", "exit_order_id": f"x{n}", "symbol": "AAPL", "source": "sentiment",
+            "qty": 1, "entry_price": 100, "exit_price": 100 + return_pct, "fees": 0, "pnl": return_pct,
+            "return_pct": return_pct, "opened_at": now, "closed_at": now, "exit_reason": "take_profit"})
+
+
+def test_adaptive_and_kelly_learn_from_the_sources_closed_trades(rt):
+    closed_trade(rt, 1, {"fixed": 500, "kelly": 900, "vol-target": 100}, 4.0)
+    closed_trade(rt, 2, {"fixed": 500, "kelly": 100, "vol-target": 900}, -2.0)
+    sid = new_signal(rt, "MSFT")
+    engine.size(rt, "adaptive")
+    row, d = detail(rt, sid)
+    assert d["adaptive_trades"] == 2 and d["kelly"]["trades"] == 2
+    w = d["adaptive_weights"]
+    assert w["kelly"] > w["fixed"] > w["vol-target"]
+    c = d["candidates"]
+    assert c["adaptive"] == pytest.approx(sum(w[m] * c[m] for m in ("fixed", "kelly", "vol-target")), abs=0.02)
+    assert d["kelly"]["win_rate"] == pytest.approx((1 + 20 * 0.55) / 22, abs=1e-4)
