@@ -82,3 +82,23 @@ def test_size_method_is_validated_and_listed(cli):
     assert cli.json("size", "--method", "kelly")["rows"] == []  # nothing new to size: exit 0
     help_text = cli("--help").stdout
     assert "risk" in help_text and "explain" in help_text
+
+
+def test_risk_on_the_sim_account_after_a_run_matches_empyrical(cli):
+    ep = pytest.importorskip("empyrical")
+    proc = cli("run", "--loop", "--ticks", "60", "--json", env={"TOKENOMICS_SIM__TICK_SECONDS": "0"})
+    assert proc.returncode == 0, proc.stderr
+    doc = cli.json("risk", "--window", "20")
+    st = Store.open(cli.cwd / "store.db")
+    values = np.array([r["equity"] for r in st.all("SELECT equity FROM equity ORDER BY ts")])
+    st.close()
+    r = values[1:] / values[:-1] - 1
+    ppy = doc["periods_per_year"]
+    assert doc["observations"] == len(r) >= 50 and ppy == 365 * 24
+    assert doc["volatility"] == pytest.approx(ep.annual_volatility(r, annualization=ppy), abs=1e-6)
+    assert doc["sharpe"] == pytest.approx(ep.sharpe_ratio(r, annualization=ppy), abs=1e-6)
+    assert doc["sortino"] == pytest.approx(ep.sortino_ratio(r, annualization=ppy), abs=1e-6)
+    assert doc["max_drawdown"] == pytest.approx(ep.max_drawdown(r), abs=1e-6)
+    assert doc["var_historical"] == pytest.approx(ep.value_at_risk(r, 0.05), abs=1e-6)
+    assert doc["cvar_historical"] == pytest.approx(ep.conditional_value_at_risk(r, 0.05), abs=1e-6)
+    assert len(doc["rolling"]) == len(r) - 19

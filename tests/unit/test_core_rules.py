@@ -235,3 +235,13 @@ def test_no_accepted_entry_breaks_any_limit(cash, values, held, pend, pending_on
     in_class = sum(v for s, v in {**positions, **others}.items() if classes[s] == ac)
     assert in_class + d.approved <= class_cap + 1e-6
     assert sum(positions.values()) + sum(others.values()) + d.approved <= leverage * eq + 1e-6
+
+
+def test_realized_pnl_equals_the_fills_cash_flows_to_the_cent():
+    qty, price_in, price_out = 0.00787654, 95123.4567, 97001.2345
+    fee_in, fee_out = cents(qty * price_in * 0.001), cents(qty * price_out * 0.001)
+    pos = apply_fill(qty=0, avg_price=0, cost=0, fees=0, side="buy", fill_qty=qty, price=price_in, fee=fee_in)
+    out = apply_fill(qty=pos.qty, avg_price=pos.avg_price, cost=pos.cost, fees=pos.fees, side="sell",
+                     fill_qty=qty, price=price_out, fee=fee_out)
+    flows = cash_flow("buy", qty, price_in, fee_in) + cash_flow("sell", qty, price_out, fee_out)
+    assert out.realized == cents(flows)
