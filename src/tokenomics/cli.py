@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch-bars": ("fetch_bars", "Fetch OHLCV bars (sim, CSV/Parquet file, ccxt exchange) into the store."),
     "train": ("train", "Train a price model on stored bars (time-series CV, no shuffle); save it with a model card."),
     "models": ("models", "List trained models with their data, features and out-of-sample metrics."),
+    "risk": ("risk", "Risk metrics of the account (or --symbols) with --plot; `risk resume` lifts a drawdown halt."),
+    "explain": ("explain", "The chain behind a trade (order id, signal id or symbol): news, score, size, gate, fills."),
 }
 
 GLOBAL_FLAGS = {"--json", "--jsonl", "--live", "-v", "--verbose", "-vv"}

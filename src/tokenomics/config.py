@@ -78,9 +78,17 @@ class SignalSettings(Section):
 
 
 class SizingSettings(Section):
-    method: Literal["fixed"] = "fixed"
+    method: Literal["fixed", "kelly", "vol-target", "adaptive"] = "fixed"
     min_usd: float = Field(500, gt=0)
     max_usd: float = Field(1000, gt=0)
+    kelly_fraction: float = Field(0.5, gt=0, le=1)
+    kelly_prior_trades: float = Field(20, ge=0)
+    kelly_prior_win_rate: float = Field(0.55, gt=0, lt=1)
+    kelly_prior_payoff: float = Field(1.0, gt=0)
+    kelly_lookback_trades: int = Field(100, ge=1)
+    vol_estimator: Literal["realized", "atr"] = "realized"
+    vol_lookback_bars: int = Field(200, ge=15)
+    adaptive_lookback_trades: int = Field(50, ge=1)
 
     @model_validator(mode="after")
     def _range(self) -> "SizingSettings":
@@ -97,6 +105,22 @@ class RiskSettings(Section):
     monthly_loss_limit_pct: float = Field(10.0, gt=0, le=100)
     timezone: str = "America/New_York"
     long_only: bool = True
+    max_leverage: float = Field(1.0, gt=0, le=10)
+    max_drawdown_pct: float = Field(20.0, gt=0, le=100)
+    max_asset_class_pct: dict[str, float] = Field(default_factory=lambda: {"equity": 100.0, "crypto": 50.0})
+    stop_loss_cooldown_hours: float = Field(24, ge=0)
+    target_volatility_pct: float = Field(15.0, gt=0, le=500)
+    var_confidence: float = Field(0.95, gt=0.5, lt=1)
+    risk_free_rate: float = Field(0.0, ge=-0.1, le=1)
+    metrics_window: int = Field(100, ge=2)
+
+    @field_validator("max_asset_class_pct")
+    @classmethod
+    def _classes(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: x for k, x in v.items() if k not in ("equity", "crypto") or not 0 < x <= 1000}
+        if bad:
+            raise ValueError(f"asset classes are equity and crypto, caps in percent of equity > 0, got {bad}")
+        return v
 
 
 class ExitSettings(Section):

@@ -89,6 +89,10 @@ CREATE TABLE cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT N
 # Forward-only migrations: index i upgrades the schema from version i to i + 1.
 MIGRATIONS: list[Callable[[Database], None]] = [
     lambda db: db.executescript(SCHEMA_V1),
+    # risk: latched halts are lifted by a person (`risk resume`); every method's candidate size per signal
+    lambda db: [db.execute(sql) for sql in (
+        "ALTER TABLE halts ADD COLUMN lifted_at TEXT", "ALTER TABLE halts ADD COLUMN lifted_reason TEXT",
+        "ALTER TABLE signals ADD COLUMN size_detail TEXT")],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

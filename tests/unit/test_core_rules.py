@@ -163,6 +163,80 @@ def test_money_rounding():
 
 
 
+# --- the rules added with issue 5: leverage, asset-class exposure, cooldown, drawdown latch -------------
+FULL = risk.RiskLimits(max_open_positions=5, max_position_pct=50, min_order_usd=1, daily_loss_limit_pct=3,
+                       monthly_loss_limit_pct=10, max_leverage=0.6, max_drawdown_pct=20,
+                       max_asset_class_pct={"crypto": 20, "equity": 100})
+
+
+def test_gate_shrinks_to_the_asset_class_cap_counting_pending():
+    p = pf(positions={"BTC/USD": 1200}, pending_entries={"ETH/USD": 300},
+           asset_classes={"BTC/USD": "crypto", "ETH/USD": "crypto"})
+    d = risk.gate(risk.Proposal("SOL/USD", "buy", 2000, asset_class="crypto"), p, FULL)
+    assert (d.decision, d.rule, d.approved) == ("shrink", "max_asset_class_pct", 500)
+    full = pf(positions={"BTC/USD": 2000}, asset_classes={"BTC/USD": "crypto"})
+    assert risk.gate(risk.Proposal("ETH/USD", "buy", 100, asset_class="crypto"), full, FULL).rule == \
+        "max_asset_class_pct"
+
+
+def test_gate_shrinks_to_the_leverage_cap():
+    d = risk.gate(risk.Proposal("AAPL", "buy", 3000), pf(positions={"MSFT": 4000}, cash=6000), FULL)
+    assert (d.decision, d.rule, d.approved) == ("shrink", "max_leverage", 2000)
+
+
+def test_gate_rejects_a_symbol_in_its_stop_loss_cooldown():
+    d = risk.gate(risk.Proposal("AAPL", "buy", 500), pf(cooling=("AAPL",)), FULL)
+    assert (d.decision, d.rule) == ("reject", "stop_loss_cooldown")
+    assert risk.gate(risk.Proposal("MSFT", "buy", 500), pf(cooling=("AAPL",)), FULL).accepted
+
+
+def test_drawdown_halt_fires_at_the_limit_from_the_peak():
+    assert risk.drawdown_halt(equity=8000, peak=10_000, limits=FULL)[0] == "max_drawdown"
+    assert risk.drawdown_halt(equity=8001, peak=10_000, limits=FULL) is None
+    assert risk.drawdown_halt(equity=8000, peak=None, limits=FULL) is None
+
+
+SYMS = ["A", "B", "C", "X/USD", "Y/USD"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    cash=st.floats(0, 50_000), values=st.lists(st.floats(0, 20_000), min_size=5, max_size=5),
+    held=st.lists(st.booleans(), min_size=5, max_size=5), pend=st.lists(st.floats(0, 3_000), min_size=5, max_size=5),
+    pending_on=st.lists(st.booleans(), min_size=5, max_size=5), symbol=st.sampled_from(SYMS + ["NEW", "Z/USD"]),
+    notional=st.floats(0.01, 30_000), cost=st.floats(0, 0.02), max_open=st.integers(1, 8),
+    pos_pct=st.floats(1, 100), leverage=st.floats(0.1, 3), crypto_pct=st.floats(1, 100),
+    equity_pct=st.floats(1, 100), min_order=st.floats(0, 100), halts=st.sampled_from(
+        [(), ("daily_loss_limit",), ("monthly_loss_limit",), ("max_drawdown",)]),
+    cooling=st.lists(st.sampled_from(SYMS + ["NEW", "Z/USD"]), max_size=3),
+)
+def test_no_accepted_entry_breaks_any_limit(cash, values, held, pend, pending_on, symbol, notional, cost, max_open,
+                                            pos_pct, leverage, crypto_pct, equity_pct, min_order, halts, cooling):
+    limits = risk.RiskLimits(max_open, pos_pct, min_order, 3, 10, True, leverage, 20,
+                             {"crypto": crypto_pct, "equity": equity_pct})
+    classes = {s: "crypto" if "/" in s else "equity" for s in SYMS + ["NEW", "Z/USD"]}
+    positions = {s: v for s, v, h in zip(SYMS, values, held) if h}
+    pending = {s: v for s, v, on, h in zip(SYMS, pend, pending_on, held) if on and not h}
+    eq = cash + sum(positions.values())
+    p = risk.Portfolio(cash, eq, positions, pending, halts, classes, tuple(cooling))
+    ac = classes[symbol]
+    d = risk.gate(risk.Proposal(symbol, "buy", notional, cost_rate=cost, asset_class=ac), p, limits)
+    if not d.accepted:
+        assert d.rule and d.approved == 0
+        return
+    others = {s: v for s, v in pending.items() if s != symbol}
+    assert halts == ()
+    assert symbol not in cooling and symbol not in positions
+    assert 0 < d.approved <= notional + 1e-9 and d.approved >= min_order
+    assert len(positions) + len(others) < max_open
+    assert d.approved <= pos_pct / 100 * eq + 1e-6
+    assert d.approved * (1 + cost) <= cash - sum(others.values()) + 1e-6
+    class_cap = {"crypto": crypto_pct, "equity": equity_pct}[ac] / 100 * eq
+    in_class = sum(v for s, v in {**positions, **others}.items() if classes[s] == ac)
+    assert in_class + d.approved <= class_cap + 1e-6
+    assert sum(positions.values()) + sum(others.values()) + d.approved <= leverage * eq + 1e-6
+
+
 def test_realized_pnl_equals_the_fills_cash_flows_to_the_cent():
     qty, price_in, price_out = 0.00787654, 95123.4567, 97001.2345
     fee_in, fee_out = cents(qty * price_in * 0.001), cents(qty * price_out * 0.001)

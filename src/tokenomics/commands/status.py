@@ -32,7 +32,8 @@ def status(ctx: typer.Context) -> None:
         "positions_value": positions_value, "equity": cents(cash + positions_value),
         "realized_pnl": st.realized_pnl(), "closed_trades": st.scalar("SELECT COUNT(*) FROM trades"),
         "positions": positions, "open_orders": st.open_orders(),
-        "halts": [{"rule": h["rule"], "period": h["period"], "since": h["fired_at"], "detail": h["detail"]}
+        "halts": [{"rule": h["rule"], "period": h["period"], "since": h["fired_at"], "detail": h["detail"],
+                   "lifts": "by `tokenomics risk resume`" if h["rule"] == "max_drawdown" else "when the period rolls"}
                   for h in engine.active_halts(rt)],
         "last_runs": runs,
     }, title="status", rows_key="positions")

@@ -16,6 +16,9 @@ class RiskLimits:
     daily_loss_limit_pct: float
     monthly_loss_limit_pct: float
     long_only: bool = True
+    max_leverage: float = 1.0  # gross exposure after the order, as a multiple of equity
+    max_drawdown_pct: float = 100.0  # fall from the equity peak that latches a halt
+    max_asset_class_pct: dict[str, float] = field(default_factory=dict)  # class -> % of equity (absent: no cap)
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,17 @@ class Portfolio:
     positions: dict[str, float] = field(default_factory=dict)  # symbol -> market value
     pending_entries: dict[str, float] = field(default_factory=dict)  # symbol -> notional not yet filled
     halts: tuple[str, ...] = ()  # rules currently halting new entries
+    asset_classes: dict[str, str] = field(default_factory=dict)  # symbol -> asset class (default equity)
+    cooling: tuple[str, ...] = ()  # symbols in their cooldown after a stop-loss exit
+
+    def exposure(self, asset_class: str | None = None, exclude: str = "") -> float:
+        """Market value of positions plus pending entries (of one asset class, or all)."""
+        total = 0.0
+        for book in (self.positions, self.pending_entries):
+            for sym, value in book.items():
+                if sym != exclude and (asset_class is None or self.asset_classes.get(sym, "equity") == asset_class):
+                    total += value
+        return total
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,7 @@ class Proposal:
     notional: float
     intent: Literal["entry", "exit"] = "entry"
     cost_rate: float = 0.0  # fees + slippage as a fraction of notional
+    asset_class: str = "equity"
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,9 @@ def gate(p: Proposal, pf: Portfolio, limits: RiskLimits) -> GateDecision:
         return GateDecision("reject", 0.0, "long_only", "short entries are disabled (risk.long_only)")
     if p.symbol in pf.positions:
         return GateDecision("reject", 0.0, "already_held", f"already holding {p.symbol}")
+    if p.symbol in pf.cooling:
+        return GateDecision("reject", 0.0, "stop_loss_cooldown",
+                            f"{p.symbol} was stopped out recently (risk.stop_loss_cooldown_hours)")
     others_pending = {s: v for s, v in pf.pending_entries.items() if s != p.symbol}
     open_count = len(pf.positions) + len(others_pending)
     if open_count >= limits.max_open_positions:
@@ -74,6 +92,17 @@ def gate(p: Proposal, pf: Portfolio, limits: RiskLimits) -> GateDecision:
     if approved > cap:
         approved, rule = cap, "max_position_pct"
         detail = f"capped at {limits.max_position_pct}% of equity {pf.equity:.2f} = {cap:.2f}"
+    class_cap = limits.max_asset_class_pct.get(p.asset_class)
+    if class_cap is not None:
+        room = class_cap / 100.0 * pf.equity - pf.exposure(p.asset_class, exclude=p.symbol)
+        if approved > room:
+            approved, rule = max(room, 0.0), "max_asset_class_pct"
+            detail = (f"{p.asset_class} exposure capped at {class_cap}% of equity {pf.equity:.2f}; "
+                      f"room left {max(room, 0.0):.2f}")
+    room = limits.max_leverage * pf.equity - pf.exposure(exclude=p.symbol)
+    if approved > room:
+        approved, rule = max(room, 0.0), "max_leverage"
+        detail = f"gross exposure capped at {limits.max_leverage}x equity {pf.equity:.2f}; room left {max(room, 0.0):.2f}"
     available = pf.cash - sum(others_pending.values())
     affordable = max(available, 0.0) / (1.0 + p.cost_rate)
     if approved > affordable:
@@ -103,3 +132,14 @@ def loss_halts(
                 out.append((rule, f"equity {equity:.2f} is {loss_pct:.2f}% below the period start {start:.2f}; "
                                   f"limit {limit}%"))
     return out
+
+
+def drawdown_halt(*, equity: float, peak: float | None, limits: RiskLimits) -> tuple[str, str] | None:
+    """The max-drawdown rule: fires (and latches, until a person lifts it) at the limit."""
+    if not peak or peak <= 0:
+        return None
+    dd_pct = (peak - equity) / peak * 100.0
+    if dd_pct >= limits.max_drawdown_pct:
+        return ("max_drawdown", f"equity {equity:.2f} is {dd_pct:.2f}% below the peak {peak:.2f}; "
+                                f"limit {limits.max_drawdown_pct}%; lift with `tokenomics risk resume`")
+    return None

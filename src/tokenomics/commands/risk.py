@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import typer
+
+from tokenomics import reports
+from tokenomics.logs import app_log
+from tokenomics.output import emit
+
+app = typer.Typer(invoke_without_command=True)
+
+
+@app.callback()
+def risk(
+    ctx: typer.Context,
+    symbols: str = typer.Option(None, "--symbols", help="Comma-separated symbols: metrics over their bars "
+                                "instead of the account's equity history."),
+    weights: str = typer.Option(None, "--weights", help="Comma-separated weights for --symbols, summing to 1 "
+                                "(default: equal)."),
+    timeframe: str = typer.Option(None, "--timeframe", help="Bar timeframe for --symbols (default: the sim's, 60m)."),
+    lookback: int = typer.Option(1000, "--lookback", min=2, help="Bars per symbol to use."),
+    window: int = typer.Option(None, "--window", help="Periods per rolling window (default risk.metrics_window)."),
+    confidence: float = typer.Option(None, "--confidence", help="VaR/CVaR confidence (default risk.var_confidence)."),
+    plot: Path = typer.Option(None, "--plot", help="Also write equity.png and drawdown.png into this directory."),
+) -> None:
+    """Risk metrics over the account's equity history (or --symbols bars): volatility, Sharpe, Sortino,
+    Calmar, max drawdown and its duration, historical and parametric VaR/CVaR, rolling metrics.
+    `tokenomics risk resume` lifts a latched max-drawdown halt."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rt = ctx.obj
+    doc, ts, r = reports.risk_report(rt, symbols=symbols, weights=weights, timeframe=timeframe,
+                                     lookback=lookback, window=window, confidence=confidence)
+    if plot is not None:
+        title = ",".join(doc["symbols"]) if doc["symbols"] else "account equity"
+        doc["plots"] = reports.plot(ts, r, plot, title)
+    emit(rt, doc, title="risk", rows_key="rolling")
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context,
+    reason: str = typer.Option("lifted by hand", "--reason", help="Why the halt is lifted (stored with it)."),
+) -> None:
+    """Lift a latched max-drawdown halt; the drawdown is measured from a new peak from now on."""
+    rt = ctx.obj
+    with rt.store.run("risk resume", rt.mode) as counts:
+        lifted = reports.lift_halts(rt, reason)
+        counts.update(lifted=len(lifted))
+    for h in lifted:
+        app_log.warning("halt lifted: %s (%s)", h["rule"], reason, extra={"rule": h["rule"], "reason": reason})
+    emit(rt, {"lifted": len(lifted), "rows": lifted}, title="risk resume")

@@ -1,0 +1,303 @@
+"""Read-only reports over the store: risk metrics (the `risk` command) and plots.
+
+The arithmetic lives in core.metrics; this module only loads series and shapes documents.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from tokenomics.core import metrics
+from tokenomics.core.errors import UsageProblem
+from tokenomics.runtime import Runtime
+from tokenomics.store import iso, parse_ts
+
+
+def clean(value):
+    """JSON-safe: NaN and infinities become None; numpy scalars become floats."""
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def equity_series(rt: Runtime) -> tuple[list[str], np.ndarray, float]:
+    """The account's equity history: timestamps, values, and the annualisation factor of its
+    spacing (the median interval between points, in calendar time)."""
+    rows = rt.store.all("SELECT ts, equity FROM equity ORDER BY ts")
+    ts = [r["ts"] for r in rows]
+    values = np.array([r["equity"] for r in rows], dtype=float)
+    if len(ts) >= 2:
+        gaps = np.diff([parse_ts(t).timestamp() for t in ts])
+        ppy = metrics.periods_per_year_from_spacing(float(np.median(gaps)))
+    else:
+        ppy = metrics.periods_per_year_from_spacing(rt.settings.sim.step_minutes * 60)
+    return ts, values, ppy
+
+
+def symbol_closes(rt: Runtime, symbol: str, timeframe: str, lookback: int) -> dict[str, float]:
+    """ts -> close of a symbol's last `lookback` bars: stored bars first, else (sim) the sim market."""
+    rows = rt.store.all(
+        "SELECT ts, close FROM (SELECT ts, close FROM bars WHERE symbol = ? AND timeframe = ? "
+        "ORDER BY ts DESC LIMIT ?) ORDER BY ts", [symbol, timeframe, lookback])
+    if rows:
+        return {r["ts"]: r["close"] for r in rows}
+    if rt.mode == "sim" and timeframe == sim_timeframe(rt) and symbol in rt.settings.universe.symbols:
+        step = rt.sim_step()
+        bars = [b for b in rt.world.bars(max(step - lookback * 3, 1), step) if b["symbol"] == symbol]
+        return {b["ts"]: b["close"] for b in bars[-lookback:]}
+    return {}
+
+
+def sim_timeframe(rt: Runtime) -> str:
+    return f"{rt.settings.sim.step_minutes}m"
+
+
+def bar_returns(rt: Runtime, symbols: list[str], weights: list[float], timeframe: str,
+                lookback: int) -> tuple[list[str], np.ndarray, float]:
+    """Returns of a fixed-weight portfolio of symbols on their common bar timestamps."""
+    closes = {}
+    for sym in symbols:
+        closes[sym] = symbol_closes(rt, sym, timeframe, lookback + 1)
+        if len(closes[sym]) < 2:
+            raise UsageProblem(f"no {timeframe} bars for {sym} in the store",
+                               hint="fetch bars first, or use the sim timeframe "
+                                    f"{sim_timeframe(rt)} in sim mode")
+    common = sorted(set.intersection(*(set(c) for c in closes.values())))
+    prices = np.array([[closes[s][t] for s in symbols] for t in common], dtype=float)
+    asset_returns = prices[1:] / prices[:-1] - 1.0 if len(prices) >= 2 else np.empty((0, len(symbols)))
+    classes = {rt.asset_class(s) for s in symbols}
+    ppy = metrics.periods_per_year(timeframe, "crypto" if classes == {"crypto"} else "equity")
+    return common, metrics.portfolio_returns(asset_returns, np.array(weights)), ppy
+
+
+def parse_symbols(symbols: str | None, weights: str | None) -> tuple[list[str], list[float]]:
+    syms = [s.strip().upper() for s in (symbols or "").split(",") if s.strip()]
+    if not syms:
+        if weights:
+            raise UsageProblem("--weights needs --symbols")
+        return [], []
+    if not weights:
+        return syms, [1.0 / len(syms)] * len(syms)
+    try:
+        w = [float(x) for x in weights.split(",")]
+    except ValueError:
+        raise UsageProblem(f"--weights must be numbers separated by commas, got {weights!r}") from None
+    if len(w) != len(syms):
+        raise UsageProblem(f"--weights has {len(w)} values for {len(syms)} symbols")
+    if abs(sum(w) - 1.0) > 1e-6:
+        raise UsageProblem(f"--weights must sum to 1 (got {sum(w):g})")
+    return syms, w
+
+
+def risk_report(rt: Runtime, *, symbols: str | None = None, weights: str | None = None,
+                timeframe: str | None = None, lookback: int = 1000, window: int | None = None,
+                confidence: float | None = None) -> tuple[dict, list[str], np.ndarray]:
+    """The metrics document, plus the timestamps and returns it was computed from."""
+    r_cfg = rt.settings.risk
+    confidence = r_cfg.var_confidence if confidence is None else confidence
+    if not 0.5 < confidence < 1:
+        raise UsageProblem(f"--confidence must be between 0.5 and 1, got {confidence}")
+    window = r_cfg.metrics_window if window is None else window
+    if window < 2:
+        raise UsageProblem("--window must be at least 2")
+    syms, w = parse_symbols(symbols, weights)
+    if syms:
+        tf = timeframe or sim_timeframe(rt)
+        try:
+            metrics.timeframe_minutes(tf)
+        except ValueError as exc:
+            raise UsageProblem(str(exc)) from None
+        ts, r, ppy = bar_returns(rt, syms, w, tf, lookback)
+        basis = {"basis": "bars", "symbols": syms, "weights": w, "timeframe": tf}
+        ret_ts = ts[1:]
+    else:
+        ts, values, ppy = equity_series(rt)
+        r = metrics.simple_returns(values)
+        basis = {"basis": "equity", "symbols": [], "weights": [], "timeframe": None}
+        ret_ts = ts[1:]
+    s = metrics.summary(r, ppy, rf_annual=r_cfg.risk_free_rate, confidence=confidence)
+    spell = metrics.max_drawdown_spell(r)
+    doc = {
+        **basis, "start": ts[0] if ts else None, "end": ts[-1] if ts else None, **s.as_dict(),
+        "var_method": "historical (linear percentile) and parametric (normal)",
+        "max_drawdown_peak": ts[spell.peak] if spell else None,
+        "max_drawdown_trough": ts[spell.trough] if spell else None,
+        "max_drawdown_recovered": spell.recovered if spell else None,
+        "rolling_window": window,
+    }
+    roll = metrics.rolling(r, window, ppy, rf_annual=r_cfg.risk_free_rate, confidence=confidence)
+    n_roll = len(roll["volatility"])
+    doc["rolling"] = [
+        {"ts": ret_ts[window - 1 + i], **{k: v[i] for k, v in roll.items()}} for i in range(n_roll)
+    ]
+    return clean(doc), ts, r
+
+
+def plot(ts: list[str], r: np.ndarray, out_dir: Path, title: str) -> list[str]:
+    """Write equity.png (the compounded curve, starting at 1) and drawdown.png; return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if len(ts) < 2:
+        raise UsageProblem("not enough history to plot (need at least two points)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    x = [datetime.fromisoformat(t) for t in ts]
+    paths = []
+    for name, y, label in (("equity", metrics.wealth(r), "growth of 1"),
+                           ("drawdown", metrics.drawdowns(r) * 100, "drawdown, %")):
+        fig, ax = plt.subplots(figsize=(10, 4))
+        if name == "drawdown":
+            ax.fill_between(x, y, 0, color="tab:red", alpha=0.4)
+        ax.plot(x, y, color="tab:red" if name == "drawdown" else "tab:blue", linewidth=1)
+        ax.set_title(f"{title}: {name}")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        fig.autofmt_xdate()
+        path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(str(path))
+    return paths
+
+
+def lift_halts(rt: Runtime, reason: str) -> list[dict]:
+    """Lift every latched max-drawdown halt; the drawdown peak restarts from now."""
+    st = rt.store
+    now = iso(rt.now())
+    active = st.all("SELECT * FROM halts WHERE rule = 'max_drawdown' AND lifted_at IS NULL ORDER BY fired_at")
+    with st.tx():
+        st.execute("UPDATE halts SET lifted_at = ?, lifted_reason = ? WHERE rule = 'max_drawdown' "
+                   "AND lifted_at IS NULL", [now, reason])
+    return [{"rule": h["rule"], "fired_at": h["fired_at"], "detail": h["detail"], "lifted_at": now,
+             "lifted_reason": reason} for h in active]
+
+
+# --- explain ----------------------------------------------------------------------------------
+def _signal_for(rt: Runtime, key: str) -> dict | None:
+    st = rt.store
+    order = st.one("SELECT signal_id FROM orders WHERE client_order_id = ? OR broker_order_id = ?", [key, key])
+    if order:
+        return st.one("SELECT * FROM signals WHERE id = ?", [order["signal_id"]])
+    sig = st.one("SELECT * FROM signals WHERE id = ?", [key])
+    if sig:
+        return sig
+    symbol = key.upper()
+    return (st.one("SELECT sg.* FROM signals sg JOIN orders o ON o.signal_id = sg.id WHERE sg.symbol = ? "
+                   "AND o.intent = 'entry' ORDER BY o.created_at DESC, sg.id DESC LIMIT 1", [symbol])
+            or st.one("SELECT * FROM signals WHERE symbol = ? AND side = 'buy' ORDER BY created_at DESC, id DESC "
+                      "LIMIT 1", [symbol]))
+
+
+def _order_chain(rt: Runtime, signal_id: str) -> dict:
+    st = rt.store
+    order = st.one("SELECT * FROM orders WHERE signal_id = ?", [signal_id])
+    return {
+        "risk_decisions": st.all("SELECT stage, decision, rule, detail, requested, approved, decided_at "
+                                 "FROM risk_decisions WHERE signal_id = ? ORDER BY id", [signal_id]),
+        "order": order,
+        "fills": st.all("SELECT id, qty, price, fee, cash_flow, ts FROM fills WHERE client_order_id = ? ORDER BY ts",
+                        [order["client_order_id"]]) if order else [],
+    }
+
+
+def explain(rt: Runtime, key: str) -> dict:
+    """The chain behind one trade, from an order id, a signal id or a symbol (its latest entry)."""
+    st = rt.store
+    sig = _signal_for(rt, key)
+    if sig is None:
+        raise UsageProblem(f"no order, signal or symbol matches {key!r}",
+                           hint="give a client_order_id, a signal id (see `status`) or a traded symbol")
+    if sig["source"] == "exit":  # an exit: explain the entry it closed, which includes this exit
+        entry = st.one("SELECT signal_id FROM orders WHERE client_order_id = ?", [sig["ref"]])
+        if entry:
+            sig = st.one("SELECT * FROM signals WHERE id = ?", [entry["signal_id"]]) or sig
+    detail = json.loads(sig["size_detail"]) if sig.get("size_detail") else None
+    articles, scores = [], []
+    if sig["source"] == "sentiment" and sig["ref"]:
+        articles = [{**a, "symbols": json.loads(a["symbols"])} for a in st.all(
+            "SELECT id, provider, headline, summary, symbols, source, url, created_at, fetched_at FROM articles "
+            "WHERE id = ?", [sig["ref"]])]
+        scores = st.all("SELECT scorer, sentiment, conviction, reason, scored_at FROM scores "
+                        "WHERE article_id = ? AND symbol = ?", [sig["ref"], sig["symbol"]])
+    entry = _order_chain(rt, sig["id"])
+    order = entry["order"]
+    trade = position = exit_chain = None
+    if order:
+        trade = st.one("SELECT * FROM trades WHERE entry_order_id = ?", [order["client_order_id"]])
+        position = st.one("SELECT * FROM positions WHERE entry_order_id = ?", [order["client_order_id"]])
+        exit_sig = st.one("SELECT * FROM signals WHERE source = 'exit' AND ref = ?", [order["client_order_id"]])
+        if exit_sig:
+            exit_chain = {"signal": {k: exit_sig[k] for k in ("id", "reason", "status", "status_reason",
+                                                                 "notional", "created_at")},
+                          **_order_chain(rt, exit_sig["id"])}
+    signal_doc = {k: sig[k] for k in ("id", "symbol", "side", "source", "strength", "reason", "ref", "asset_class",
+                                      "status", "status_reason", "created_at")}
+    return {
+        "query": key, "symbol": sig["symbol"], "articles": articles, "scores": scores, "signal": signal_doc,
+        "sizing": {"method": sig["size_method"], "notional": sig["notional"], **(
+            {k: v for k, v in detail.items() if k != "method"} if detail else {})},
+        **entry, "position": position, "trade": trade, "exit": exit_chain,
+        "state": "closed" if trade else "open" if position else (order["status"] if order else sig["status"]),
+    }
+
+
+def explain_tree(doc: dict):
+    """A Rich tree of an explain document, for a terminal."""
+    from rich.tree import Tree
+
+    def kv(d: dict, keys) -> str:
+        return ", ".join(f"{k}={d[k]}" for k in keys if d.get(k) is not None)
+
+    root = Tree(f"[bold]{doc['symbol']}[/bold] — {doc['state']} (query {doc['query']})")
+    for a in doc["articles"]:
+        node = root.add(f"article {a['id']} at {a['created_at']}: {a['headline']}")
+        for s in doc["scores"]:
+            node.add(f"score ({s['scorer']}): {s['sentiment']}, conviction {s['conviction']} — {s['reason']}")
+    sg = doc["signal"]
+    root.add(f"signal {sg['id']}: {sg['side']} from {sg['source']}, strength {sg['strength']:.2f} — {sg['reason']} "
+             f"[{sg['status']}: {sg['status_reason']}]")
+    sz = doc["sizing"]
+    node = root.add(f"size: method {sz['method']}, notional {sz['notional']}")
+    if sz.get("candidates"):
+        node.add("candidates: " + ", ".join(f"{m} {v:.2f}" for m, v in sz["candidates"].items()))
+        node.add("kelly: " + kv(sz["kelly"], ("trades", "win_rate", "payoff", "full_kelly", "fraction")))
+        node.add("volatility: " + kv(sz["volatility"], ("estimator", "timeframe", "bars", "annualized")))
+
+    def add_chain(parent, chain: dict, label: str) -> None:
+        gate = parent.add(f"{label} gate decisions")
+        for d in chain["risk_decisions"]:
+            gate.add(f"{d['decided_at']} {d['stage']}: {d['decision']} by {d['rule']} "
+                     f"(asked {d['requested']}, approved {d['approved']}) — {d['detail']}")
+        o = chain["order"]
+        if o:
+            on = parent.add(f"{label} order {o['client_order_id']}: {o['side']} {o['status']}, "
+                            + kv(o, ("notional", "qty", "filled_qty", "filled_avg_price", "fees")))
+            for f in chain["fills"]:
+                on.add(f"fill {f['ts']}: {f['qty']} @ {f['price']} fee {f['fee']}")
+
+    add_chain(root, doc, "entry")
+    if doc["position"]:
+        p = doc["position"]
+        root.add(f"open position: {p['qty']} @ {p['avg_price']:.4f}, last {p['last_price']}")
+    if doc["exit"]:
+        ex = root.add(f"exit signal {doc['exit']['signal']['id']}: {doc['exit']['signal']['reason']}")
+        add_chain(ex, doc["exit"], "exit")
+    if doc["trade"]:
+        t = doc["trade"]
+        root.add(f"closed trade: {t['exit_reason']}, P&L {t['pnl']:.2f} ({t['return_pct']:.2f}%), "
+                 f"{t['opened_at']} -> {t['closed_at']}")
+    return root
