@@ -39,6 +39,7 @@ train-scorer:
 bench:
     python benchmarks/startup.py
     python benchmarks/scorer_phrasebank.py
+    python benchmarks/backtest_sma.py
 
 # Sim mode: the chain as separate commands, moving the sim clock one step first.
 sim-chain:
