@@ -147,6 +147,15 @@ class RunSettings(Section):
     interval_seconds: float = Field(30, ge=0)
 
 
+class BacktestSettings(Section):
+    fill: Literal["next_open", "close"] = "next_open"
+    steps: int = Field(200, ge=2)
+    symbol: str | None = None
+    sma_fast: int = Field(10, ge=1)
+    sma_slow: int = Field(30, ge=2)
+    workers: int = Field(0, ge=0)
+
+
 class Settings(BaseSettings):
     """All of tokenomics' parameters. See config/settings.yaml for the commented defaults."""
 
@@ -173,6 +182,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
     run: RunSettings = Field(default_factory=RunSettings)
+    backtest: BacktestSettings = Field(default_factory=BacktestSettings)
 
     @classmethod
     def settings_customise_sources(

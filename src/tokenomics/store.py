@@ -86,9 +86,18 @@ CREATE TABLE cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEX
 CREATE TABLE cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
 """
 
+BACKTESTS_V1 = """
+CREATE TABLE backtests (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, strategy TEXT NOT NULL, params TEXT NOT NULL, start TEXT NOT NULL,
+  "end" TEXT NOT NULL, steps INTEGER NOT NULL, metrics TEXT NOT NULL, trades TEXT NOT NULL,
+  equity TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE INDEX backtests_strategy ON backtests(strategy, id);
+"""
+
 # Forward-only migrations: index i upgrades the schema from version i to i + 1.
 MIGRATIONS: list[Callable[[Database], None]] = [
     lambda db: db.executescript(SCHEMA_V1),
+    lambda db: db.executescript(BACKTESTS_V1),  # backtest results
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
