@@ -245,7 +245,7 @@ def periods_per_year(rt: Runtime, asset_class: str = "crypto") -> float:
 
 
 def run_sma(rt: Runtime, w: Window, params: dict, s: Any) -> dict:
-    symbol = params.get("symbol") or s.backtest.symbol or s.universe.symbols[0]
+    symbol = params.get("symbol") or s.backtest.symbol or (s.universe.crypto or s.universe.symbols)[0]
     if symbol not in s.universe.symbols:
         raise UsageProblem(f"symbol {symbol!r} is not in the universe ({', '.join(s.universe.symbols)})")
     unknown = sorted(set(params) - {"symbol", "fast", "slow"})
@@ -372,14 +372,17 @@ def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: An
 
 
 def save(rt: Runtime, result: dict) -> int:
-    """Keep a backtest's result in the main store's backtests table; return its id."""
+    """Keep a backtest's result in the main store's backtests table; return its id.
+
+    One plain INSERT as the transaction's first statement, so parallel sweep workers wait for
+    each other (busy timeout) instead of failing on a stale read snapshot."""
+    row = [result["strategy"], json.dumps(result["params"], sort_keys=True), result["start"], result["end"],
+           result["steps"], json.dumps(result["metrics"]), json.dumps(result["trades"]),
+           json.dumps(result["equity"]), iso(utcnow())]
     with rt.store.tx():
-        return rt.store.db["backtests"].insert({
-            "strategy": result["strategy"], "params": json.dumps(result["params"], sort_keys=True),
-            "start": result["start"], "end": result["end"], "steps": result["steps"],
-            "metrics": json.dumps(result["metrics"]), "trades": json.dumps(result["trades"]),
-            "equity": json.dumps(result["equity"]), "created_at": iso(utcnow()),
-        }).last_pk
+        cur = rt.store.execute('INSERT INTO backtests(strategy, params, start, "end", steps, metrics, trades, '
+                               'equity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', row)
+        return int(cur.lastrowid)
 
 
 def finite(value: Any) -> Any:

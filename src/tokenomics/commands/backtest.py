@@ -43,9 +43,7 @@ def backtest(
             raise UsageProblem("--report draws one run; drop --grid or --report")
         from tokenomics.executors import LocalProcessExecutor
 
-        if strategy == "sma":  # store the bars once, before the workers read them
-            replay.ensure_sim_bars(rt, w.first + 1, w.last)
-        rt.store  # migrate before the workers open it
+        replay.ensure_sim_bars(rt, w.first + 1, w.last)  # once, before the workers read them
         jobs = [{"config": rt.opts.config, "db": rt.db_path, "mode": rt.opts.mode, "strategy": strategy,
                  "window": (w.first, w.last), "params": c} for c in combos]
         n = workers if workers is not None else rt.settings.backtest.workers
