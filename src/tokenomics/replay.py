@@ -218,6 +218,8 @@ class Window:
 def window(rt: Runtime, start: str | None, end: str | None, steps: int | None) -> Window:
     """Steps of the sim history to replay: [start, end], or the last `steps` ending at end/now."""
     now_step = rt.sim_step()
+    sim = rt.settings.sim
+    delta = timedelta(minutes=sim.step_minutes)
 
     def step_of(text: str, opt: str) -> int:
         try:
@@ -225,8 +227,8 @@ def window(rt: Runtime, start: str | None, end: str | None, steps: int | None) -
         except ValueError:
             raise UsageProblem(f"{opt}: not an ISO date or time: {text!r}") from None
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=rt.settings.sim.start.tzinfo)
-        return rt.world.step_at(dt)
+            dt = dt.replace(tzinfo=sim.start.tzinfo)
+        return max(int((dt - sim.start) / delta), 0)
 
     last = step_of(end, "--end") if end else now_step
     if last > now_step:
@@ -351,21 +353,25 @@ def collect(rep: ReplayRuntime, start_equity: float) -> dict:
             "equity": [[r["ts"], r["equity"]] for r in eq], "signals": decisions, "orders": orders}
 
 
-def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: Any | None = None) -> dict:
-    """One backtest. Dotted params (`broker.fee_bps`) override settings; plain ones are the strategy's."""
-    settings = apply_overrides(rt.settings, {k: v for k, v in params.items() if "." in k})
-    own = {k: v for k, v in params.items() if "." not in k}
-    if strategy == "sma":
-        out = run_sma(rt, w, own, settings)
-    elif strategy == "sentiment":
-        out = run_sentiment(rt, w, own, settings, scorer)
-    elif strategy == "model":
+def check_strategy(strategy: str) -> None:
+    if strategy == "model":
         raise UsageProblem(
             "strategy 'model' needs a trained price model and `signal --source model` (the market-data and "
             "machine-learning work), which this build does not include: no model to backtest",
             hint="use --strategy sentiment or --strategy sma")
-    else:
+    if strategy not in STRATEGIES:
         raise UsageProblem(f"--strategy must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
+
+
+def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: Any | None = None) -> dict:
+    """One backtest. Dotted params (`broker.fee_bps`) override settings; plain ones are the strategy's."""
+    check_strategy(strategy)
+    settings = apply_overrides(rt.settings, {k: v for k, v in params.items() if "." in k})
+    own = {k: v for k, v in params.items() if "." not in k}
+    if strategy == "sma":
+        out = run_sma(rt, w, own, settings)
+    else:
+        out = run_sentiment(rt, w, own, settings, scorer)
     out.update(strategy=strategy, params={**params, **out.get("params", {})}, start=iso(rt.world.time_of(w.first)), end=iso(rt.world.time_of(w.last)),
                steps=w.last - w.first)
     return out

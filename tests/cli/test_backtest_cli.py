@@ -47,10 +47,13 @@ def test_model_strategy_names_what_is_missing_and_exits_2(cli) -> None:
 
 
 def test_bad_usage_exits_2(cli) -> None:
-    assert cli("backtest", "--strategy", "sma", "--grid", "fast").returncode == 2
-    assert cli("backtest", "--strategy", "sma", "--grid", "fast=30", "--grid", "slow=10").returncode == 2
-    assert cli("backtest", "--strategy", "nope").returncode == 2
-    assert cli("backtest", "--end", "2099-01-01").returncode == 2
+    proc = cli("backtest", "--strategy", "sma", "--grid", "fast")
+    assert proc.returncode == 2 and "param=v1,v2" in proc.stderr
+    proc = cli("backtest", "--end", "2099-01-01")
+    assert proc.returncode == 2 and "after the sim clock" in proc.stderr
+    for strategy in ("nope", "model"):
+        with pytest.raises(UsageProblem):
+            replay.check_strategy(strategy)
 
 
 def has_offline_scorer() -> bool:
@@ -80,3 +83,5 @@ def test_grid_combinations_and_setting_overrides() -> None:
         replay.apply_overrides(Settings(), {"sentiment.nope": 1})
     with pytest.raises(UsageProblem):
         replay.apply_overrides(Settings(), {"sentiment.min_conviction": 500})
+    with pytest.raises(UsageProblem):
+        replay.grid_combinations(["fast=1", "fast=2"])

@@ -34,10 +34,9 @@ def backtest(
     from tokenomics.core.errors import UsageProblem
 
     rt = ctx.obj
-    if strategy not in replay.STRATEGIES:
-        raise UsageProblem(f"--strategy must be one of {', '.join(replay.STRATEGIES)} (got {strategy!r})")
-    w = replay.window(rt, start, end, steps)
+    replay.check_strategy(strategy)
     combos = replay.grid_combinations(grid or [])
+    w = replay.window(rt, start, end, steps)
     if len(combos) > 1:
         if report:
             raise UsageProblem("--report draws one run; drop --grid or --report")
