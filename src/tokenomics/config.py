@@ -143,10 +143,6 @@ class SimSettings(Section):
         return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
 
 
-class RunSettings(Section):
-    interval_seconds: float = Field(30, ge=0)
-
-
 class BacktestSettings(Section):
     fill: Literal["next_open", "close"] = "next_open"
     steps: int = Field(200, ge=2)
@@ -181,7 +177,6 @@ class Settings(BaseSettings):
     trading: TradingSettings = Field(default_factory=TradingSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
-    run: RunSettings = Field(default_factory=RunSettings)
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
 
     @classmethod
