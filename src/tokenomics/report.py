@@ -19,11 +19,15 @@ def _polyline(values: list[float], color: str, fill_zero: bool = False) -> str:
     n = max(len(values) - 1, 1)
     pts = [(PAD + i * (W - 2 * PAD) / n, PAD + (hi - v) * (H - 2 * PAD) / span) for i, v in enumerate(values)]
     path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
-    axis = (f'<text x="4" y="{PAD + 4}" font-size="11">{hi:,.4g}</text>'
-            f'<text x="4" y="{H - PAD + 4}" font-size="11">{lo:,.4g}</text>')
+    axis = (f'<text x="{PAD + 4}" y="{PAD - 6}" font-size="11">{_label(hi, fill_zero)}</text>'
+            f'<text x="{PAD + 4}" y="{H - PAD + 16}" font-size="11">{_label(lo, fill_zero)}</text>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}">'
             f'<rect x="{PAD}" y="{PAD}" width="{W - 2 * PAD}" height="{H - 2 * PAD}" fill="none" stroke="#ccc"/>'
             f'{axis}<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{path}"/></svg>')
+
+
+def _label(v: float, pct: bool) -> str:
+    return f"{v * 100:.2f} %" if pct else f"{v:,.2f}"
 
 
 def drawdowns(equity: list[float]) -> list[float]:
