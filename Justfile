@@ -41,6 +41,7 @@ bench:
     python benchmarks/scorer_phrasebank.py
     python benchmarks/features.py
     python benchmarks/train.py
+    python benchmarks/backtest_sma.py
 
 # Sim mode: the chain as separate commands, moving the sim clock one step first.
 sim-chain:

@@ -204,6 +204,13 @@ class MLSettings(Section):
     embargo: int = Field(10, ge=0)  # bars dropped after each test fold (purged CV)
     min_probability: float = Field(0.55, gt=0, lt=1)  # a prediction becomes a buy signal above this
     max_bar_age_bars: int = Field(2, ge=1)  # ignore a symbol whose latest bar is older than this many bars
+class BacktestSettings(Section):
+    fill: Literal["next_open", "close"] = "next_open"
+    steps: int = Field(200, ge=2)
+    symbol: str | None = None
+    sma_fast: int = Field(10, ge=1)
+    sma_slow: int = Field(30, ge=2)
+    workers: int = Field(0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -233,6 +240,7 @@ class Settings(BaseSettings):
     sim: SimSettings = Field(default_factory=SimSettings)
     bars: BarsSettings = Field(default_factory=BarsSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
+    backtest: BacktestSettings = Field(default_factory=BacktestSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -86,6 +86,14 @@ CREATE TABLE cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEX
 CREATE TABLE cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
 """
 
+BACKTESTS_V1 = """
+CREATE TABLE backtests (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, strategy TEXT NOT NULL, params TEXT NOT NULL, start TEXT NOT NULL,
+  "end" TEXT NOT NULL, steps INTEGER NOT NULL, metrics TEXT NOT NULL, trades TEXT NOT NULL,
+  equity TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE INDEX backtests_strategy ON backtests(strategy, id);
+"""
+
 # Forward-only migrations: index i upgrades the schema from version i to i + 1.
 MIGRATIONS: list[Callable[[Database], None]] = [
     lambda db: db.executescript(SCHEMA_V1),
@@ -93,6 +101,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     lambda db: [db.execute(sql) for sql in (
         "ALTER TABLE halts ADD COLUMN lifted_at TEXT", "ALTER TABLE halts ADD COLUMN lifted_reason TEXT",
         "ALTER TABLE signals ADD COLUMN size_detail TEXT")],
+    lambda db: db.executescript(BACKTESTS_V1),  # backtest results
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
