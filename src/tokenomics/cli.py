@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trade": ("trade", "Send orders for sized signals; idempotent, under the trading lock."),
     "check-exits": ("check_exits", "Close positions on stop-loss, take-profit, max hold or bearish news."),
     "run": ("run", "Run the whole chain once (--once, for cron) or on every tick (--loop)."),
+    "rebalance": ("rebalance", "Target weights (HRP, mean-variance, ...) and the trades to get there; --execute sends."),
 }
 
 GLOBAL_FLAGS = {"--json", "--jsonl", "--live", "-v", "--verbose", "-vv"}

@@ -31,8 +31,14 @@ class OptimizationFailed(TokenomicsError):
 
 
 def returns_from_prices(prices: Any) -> Any:
-    """Simple returns of a close-price DataFrame; rows where no symbol has a return are dropped."""
-    return prices.pct_change(fill_method=None).dropna(how="all")
+    """Simple returns of a close-price DataFrame (NaN where a symbol has no price), each symbol over
+    its own consecutive prices, so a symbol that does not trade at some timestamps (equities out of
+    session) keeps every return it has; rows where no symbol has a return are dropped. On a frame
+    without interior gaps this is PyPortfolioOpt's prices.pct_change().dropna(how="all")."""
+    import pandas as pd
+
+    cols = {c: prices[c].dropna().pct_change(fill_method=None) for c in prices.columns}
+    return pd.concat(cols, axis=1, sort=True).dropna(how="all")
 
 
 def periods_per_year(index: Any) -> float:
