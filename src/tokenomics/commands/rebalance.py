@@ -52,6 +52,12 @@ def rebalance(
     if unknown or len(set(chosen)) != len(chosen) or not chosen:
         raise UsageProblem(f"--symbols must be distinct symbols of the universe ({', '.join(universe)}); "
                            f"not known: {', '.join(unknown) or '-'}")
+    try:
+        rb.check_bounds(len(chosen), min_weight, max_weight)
+    except ValueError as exc:
+        raise UsageProblem(f"weight bounds: {exc}") from None
+    if method in ("target-return", "target-risk") and target is None:
+        raise UsageProblem(f"--method {method} needs --target (annual, e.g. 0.15 for 15%)")
     opts = rebalancer.Options(method, tuple(chosen), lookback, min_weight, max_weight, min_trade_usd, band, target,
                               risk_free, linkage, frontier)
     with rt.store.run("rebalance", rt.mode) as counts:
