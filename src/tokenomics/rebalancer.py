@@ -115,8 +115,9 @@ def execute(rt: Runtime, target: dict[str, float], pid: str, opts: Options) -> t
         for t in plan.planned:
             sid = f"rebalance:{pid}:{t.symbol}"
             base = {"signal_id": sid, "symbol": t.symbol, "side": t.side}
-            if st.one("SELECT id FROM signals WHERE id = ?", [sid]):
-                results.append({**base, "status": "done", "detail": "already executed in this plan"})
+            seen = st.one("SELECT status FROM signals WHERE id = ?", [sid])
+            if seen:
+                results.append({**base, "status": "done", "detail": f"already in this plan ({seen['status']})"})
                 continue
             if not rt.tradable(t.symbol):
                 results.append({**base, "status": "waiting", "detail": "market closed; run again when it opens"})
