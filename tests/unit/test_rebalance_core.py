@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tokenomics.core import rebalance as rb
@@ -25,6 +25,7 @@ def test_volatility_is_the_sample_standard_deviation():
 
 
 @given(st.lists(st.floats(0.001, 10), min_size=3, max_size=12), st.floats(0, 0.08), st.floats(0.35, 1))
+@example([1.0, 1.0, 1.0, 1.0, 7.0, 7.0], 0.078125, 0.375)  # raising the small ones must lower the capped ones
 def test_clip_weights_respects_bounds_and_sums_to_one(raw, lo, hi):
     w = rb.clip_weights({f"S{i}": x for i, x in enumerate(raw)}, lo, hi)
     assert sum(w.values()) == pytest.approx(1.0)

@@ -44,24 +44,27 @@ def inverse_vol_weights(vols: dict[str, float]) -> dict[str, float]:
 
 
 def clip_weights(weights: dict[str, float], min_weight: float, max_weight: float) -> dict[str, float]:
-    """Fit weights into {sum = 1, min <= w <= max}: weights above the max are pinned to it (then those
-    below the min to it) and the rest rescaled in proportion, until every weight is within bounds.
-    Raises ValueError when the bounds cannot hold a fully invested portfolio."""
+    """Fit weights into {sum = 1, min <= w <= max} as clip(t * w, min, max) for the one scale t that
+    makes them sum to 1: weights off the bounds keep their proportions. Raises ValueError when the
+    bounds cannot hold a fully invested portfolio of these weights."""
     check_bounds(len(weights), min_weight, max_weight)
-    fixed: dict[str, float] = {}
-    while len(fixed) < len(weights):
-        free = [s for s in weights if s not in fixed]
-        room = 1.0 - sum(fixed.values())
-        total = sum(weights[s] for s in free)
-        scaled = {s: (weights[s] / total * room if total > 0 else room / len(free)) for s in free}
-        over = {s: max_weight for s, w in scaled.items() if w > max_weight + 1e-12}
-        under = {s: min_weight for s, w in scaled.items() if w < min_weight - 1e-12}
-        if not over and not under:
-            return {s: fixed[s] if s in fixed else scaled[s] for s in weights}
-        fixed.update(over or under)
-    if abs(sum(fixed.values()) - 1.0) > 1e-9:
+    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ValueError("weights must be non-negative with a positive sum")
+
+    def fitted(t: float) -> dict[str, float]:
+        return {s: min(max(t * w, min_weight), max_weight) for s, w in weights.items()}
+
+    lo, hi = 0.0, 1.0
+    for _ in range(200):
+        if sum(fitted(hi).values()) >= 1.0:
+            break
+        hi *= 2.0
+    else:
         raise ValueError("weights could not be fitted within the bounds")
-    return {s: fixed[s] for s in weights}
+    for _ in range(200):  # bisection on the scale: the sum is continuous and non-decreasing in t
+        mid = (lo + hi) / 2.0
+        lo, hi = (mid, hi) if sum(fitted(mid).values()) < 1.0 else (lo, mid)
+    return fitted(hi)
 
 
 def check_bounds(n: int, min_weight: float, max_weight: float) -> None:
