@@ -6,7 +6,6 @@ Heavy libraries (pandas, skfolio, matplotlib) are imported inside the functions 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +16,6 @@ from tokenomics.core.errors import ProviderError
 from tokenomics.core.money import cents
 from tokenomics.runtime import Runtime
 from tokenomics.store import iso
-
-
-@dataclass(frozen=True)
-class Options:
-    method: str = "hrp"
-    symbols: tuple[str, ...] = ()
-    lookback: int = 500
-    min_weight: float = 0.0
-    max_weight: float = 1.0
-    min_trade_usd: float = 10.0
-    band: float = 0.01
-    target: float | None = None
-    risk_free: float = 0.0
-    linkage: str = "single"
-    frontier: int = 0
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -83,12 +67,12 @@ def current_allocation(rt: Runtime) -> tuple[dict[str, float], dict[str, float],
     return values, qtys, prices, rt.store.cash(rt.settings.capital)
 
 
-def make_plan(rt: Runtime, target: dict[str, float], opts: Options) -> rb.Plan:
+def make_plan(rt: Runtime, target: dict[str, float], min_trade_usd: float, band: float) -> rb.Plan:
     values, qtys, prices, cash = current_allocation(rt)
     prices.update({s: rt.price(s) for s in target})
     b = rt.settings.broker
     return rb.plan_rebalance(values=values, qtys=qtys, prices=prices, cash=cash, target=target,
-                             min_trade_usd=opts.min_trade_usd, band=opts.band, fee_bps=b.fee_bps,
+                             min_trade_usd=min_trade_usd, band=band, fee_bps=b.fee_bps,
                              slippage_bps=b.slippage_bps)
 
 
@@ -102,7 +86,8 @@ def _signal_row(rt: Runtime, sid: str, t: rb.Trade, pid: str, status: str, reaso
             "status_reason": reason, "size_method": "rebalance", "notional": notional, "updated_at": now}
 
 
-def execute(rt: Runtime, target: dict[str, float], pid: str, opts: Options) -> tuple[rb.Plan, list[dict]]:
+def execute(rt: Runtime, target: dict[str, float], pid: str, min_trade_usd: float,
+            band: float) -> tuple[rb.Plan, list[dict]]:
     """Plan and send, under the trading lock. Each (plan, symbol) is one signal with a deterministic
     id, so its order is made at most once: running the same plan again sends nothing."""
     st = rt.store
@@ -110,7 +95,7 @@ def execute(rt: Runtime, target: dict[str, float], pid: str, opts: Options) -> t
     with st.trade_lock(rt.settings.trading.lock_timeout_seconds):
         engine.resume_unfinished(rt)
         engine.mark_to_market(rt)
-        plan = make_plan(rt, target, opts)
+        plan = make_plan(rt, target, min_trade_usd, band)
         lim = engine.limits(rt)
         for t in plan.planned:
             sid = f"rebalance:{pid}:{t.symbol}"

@@ -7,9 +7,6 @@ from tokenomics.output import emit
 
 app = typer.Typer()
 
-METHODS = ("hrp", "max-sharpe", "min-variance", "target-return", "target-risk", "equal", "inverse-vol")
-
-
 @app.command()
 def rebalance(
     ctx: typer.Context,
@@ -42,8 +39,8 @@ def rebalance(
     from tokenomics.core import rebalance as rb
 
     rt = ctx.obj
-    if method not in METHODS:
-        raise UsageProblem(f"--method must be one of {', '.join(METHODS)} (got {method!r})")
+    if method not in optimizer.METHODS:
+        raise UsageProblem(f"--method must be one of {', '.join(optimizer.METHODS)} (got {method!r})")
     if linkage not in optimizer.LINKAGES:
         raise UsageProblem(f"--linkage must be one of {', '.join(optimizer.LINKAGES)} (got {linkage!r})")
     universe = rt.settings.universe.symbols
@@ -58,8 +55,6 @@ def rebalance(
         raise UsageProblem(f"weight bounds: {exc}") from None
     if method in ("target-return", "target-risk") and target is None:
         raise UsageProblem(f"--method {method} needs --target (annual, e.g. 0.15 for 15%)")
-    opts = rebalancer.Options(method, tuple(chosen), lookback, min_weight, max_weight, min_trade_usd, band, target,
-                              risk_free, linkage, frontier)
     with rt.store.run("rebalance", rt.mode) as counts:
         prices, origin = rebalancer.price_history(rt, chosen, lookback)
         returns = optimizer.returns_from_prices(prices)
@@ -70,9 +65,9 @@ def rebalance(
         (day, _), _ = engine.period_keys(rt, rt.now())
         pid = rb.plan_id(weights, day)
         if execute:
-            plan, orders = rebalancer.execute(rt, weights, pid, opts)
+            plan, orders = rebalancer.execute(rt, weights, pid, min_trade_usd, band)
         else:
-            plan, orders = rebalancer.make_plan(rt, weights, opts), []
+            plan, orders = rebalancer.make_plan(rt, weights, min_trade_usd, band), []
         counts.update(method=method, planned=len(plan.planned), orders=sum(1 for o in orders if "client_order_id" in o))
     cap = rt.settings.risk.max_position_pct / 100.0
     warnings = [f"target weight of {s} ({w:.1%}) is above risk.max_position_pct ({cap:.0%}): the gate caps the buy"
