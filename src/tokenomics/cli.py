@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "risk": ("risk", "Risk metrics of the account (or --symbols) with --plot; `risk resume` lifts a drawdown halt."),
     "explain": ("explain", "The chain behind a trade (order id, signal id or symbol): news, score, size, gate, fills."),
     "backtest": ("backtest", "Replay history through the same chain (or the SMA reference); metrics, report, grids."),
+    "rebalance": ("rebalance", "Target weights (HRP, mean-variance, ...) and the trades to get there; --execute sends."),
 }
 
 GLOBAL_FLAGS = {"--json", "--jsonl", "--live", "-v", "--verbose", "-vv"}

@@ -1,0 +1,168 @@
+"""The rebalance step over the store: price history, current allocation, the plan, and its execution
+through the same idempotent order path and risk gate as `trade` (engine.create_order + engine.send).
+
+Heavy libraries (pandas, skfolio, matplotlib) are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tokenomics import engine
+from tokenomics.core import rebalance as rb
+from tokenomics.core import risk
+from tokenomics.core.errors import ProviderError
+from tokenomics.core.money import cents
+from tokenomics.runtime import Runtime
+from tokenomics.store import iso
+
+
+# --- inputs ----------------------------------------------------------------------------------
+def price_history(rt: Runtime, symbols: list[str], lookback: int) -> tuple[Any, str]:
+    """Close prices (a DataFrame: UTC timestamps x symbols, NaN where a symbol has no bar) of the
+    last `lookback` bars per symbol before now, and where they came from: the stored bars of the
+    (source, timeframe) that covers every symbol, else the sim world's last `lookback` steps."""
+    import pandas as pd
+
+    now = iso(rt.now())
+    marks = ",".join("?" * len(symbols))
+    best = rt.store.one(
+        f"SELECT source, timeframe, COUNT(DISTINCT symbol) AS n, COUNT(*) AS rows FROM bars "
+        f"WHERE symbol IN ({marks}) AND ts < ? GROUP BY source, timeframe ORDER BY n DESC, rows DESC LIMIT 1",
+        [*symbols, now])
+    if best and best["n"] == len(symbols):
+        rows = rt.store.all(
+            f"SELECT symbol, ts, close FROM (SELECT symbol, ts, close, ROW_NUMBER() OVER "
+            f"(PARTITION BY symbol ORDER BY ts DESC) AS rn FROM bars WHERE source = ? AND timeframe = ? "
+            f"AND symbol IN ({marks}) AND ts < ?) WHERE rn <= ?",
+            [best["source"], best["timeframe"], *symbols, now, lookback])
+        origin = f"bars:{best['source']}/{best['timeframe']}"
+    elif rt.mode == "sim":
+        step = rt.sim_step()
+        rows = [b for b in rt.world.bars(max(step - lookback + 1, 1), step) if b["symbol"] in symbols]
+        origin = f"sim:{lookback} steps"
+    else:
+        raise ProviderError(f"no stored bars cover {', '.join(symbols)}", hint="run `tokenomics fetch-bars` first")
+    if not rows:
+        raise ProviderError("no price history for the rebalance symbols")
+    frame = pd.DataFrame(rows)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    wide = frame.pivot_table(index="ts", columns="symbol", values="close", aggfunc="last").sort_index()
+    missing = [s for s in symbols if s not in wide.columns or wide[s].count() < 3]
+    if missing:
+        raise ProviderError(f"too little price history for {', '.join(missing)} (need 3 bars or more)",
+                            hint="raise --lookback or fetch more bars")
+    return wide[symbols], origin
+
+
+def current_allocation(rt: Runtime) -> tuple[dict[str, float], dict[str, float], dict[str, float], float]:
+    """(market values, quantities, prices, cash) of the paper account at now."""
+    values, qtys, prices = {}, {}, {}
+    for p in rt.store.positions():
+        price = rt.price(p["symbol"])
+        prices[p["symbol"]] = price
+        values[p["symbol"]] = cents(p["qty"] * price)
+        qtys[p["symbol"]] = p["qty"]
+    return values, qtys, prices, rt.store.cash(rt.settings.capital)
+
+
+def make_plan(rt: Runtime, target: dict[str, float], min_trade_usd: float, band: float) -> rb.Plan:
+    values, qtys, prices, cash = current_allocation(rt)
+    prices.update({s: rt.price(s) for s in target})
+    b = rt.settings.broker
+    return rb.plan_rebalance(values=values, qtys=qtys, prices=prices, cash=cash, target=target,
+                             min_trade_usd=min_trade_usd, band=band, fee_bps=b.fee_bps,
+                             slippage_bps=b.slippage_bps)
+
+
+# --- execution -------------------------------------------------------------------------------
+def _signal_row(rt: Runtime, sid: str, t: rb.Trade, pid: str, status: str, reason: str,
+                notional: float | None) -> dict:
+    now = iso(rt.now())
+    return {"id": sid, "symbol": t.symbol, "side": t.side, "source": "rebalance", "strength": 1.0,
+            "reason": f"rebalance {t.current_weight:.4f} -> {t.target_weight:.4f}", "ref": pid,
+            "asset_class": rt.asset_class(t.symbol), "created_at": now, "status": status,
+            "status_reason": reason, "size_method": "rebalance", "notional": notional, "updated_at": now}
+
+
+def execute(rt: Runtime, target: dict[str, float], pid: str, min_trade_usd: float,
+            band: float) -> tuple[rb.Plan, list[dict]]:
+    """Plan and send, under the trading lock. Each (plan, symbol) is one signal with a deterministic
+    id, so its order is made at most once: running the same plan again sends nothing."""
+    st = rt.store
+    results: list[dict] = []
+    with st.trade_lock(rt.settings.trading.lock_timeout_seconds):
+        engine.resume_unfinished(rt)
+        engine.mark_to_market(rt)
+        plan = make_plan(rt, target, min_trade_usd, band)
+        lim = engine.limits(rt)
+        for t in plan.planned:
+            sid = f"rebalance:{pid}:{t.symbol}"
+            base = {"signal_id": sid, "symbol": t.symbol, "side": t.side}
+            seen = st.one("SELECT status FROM signals WHERE id = ?", [sid])
+            if seen:
+                results.append({**base, "status": "done", "detail": f"already in this plan ({seen['status']})"})
+                continue
+            if not rt.tradable(t.symbol):
+                results.append({**base, "status": "waiting", "detail": "market closed; run again when it opens"})
+                continue
+            if t.side == "sell":
+                held = next((p for p in st.positions() if p["symbol"] == t.symbol), None)
+                value = cents(held["qty"] * t.price) if held else 0.0
+                d = risk.gate(risk.Proposal(t.symbol, "sell", cents(t.notional), "exit"),
+                              risk.Portfolio(0, 0, {t.symbol: value} if held else {}), lim)
+                qty, notional, intent = min(t.qty or 0.0, held["qty"] if held else 0.0), None, "exit"
+            else:
+                pf = engine.portfolio(rt)
+                d = rb.gate_buy(t.symbol, cents(t.notional), pf.positions.get(t.symbol, 0.0), pf, lim, rt.cost_rate)
+                qty, notional, intent = None, d.approved, "entry"
+            order = None
+            with st.tx():
+                engine.record_decision(rt, sid, "rebalance", cents(t.notional), d)
+                st.insert_ignore("signals", [_signal_row(rt, sid, t, pid, "sized" if d.accepted else "rejected",
+                                                         f"{d.decision}: {d.rule}", notional)])
+                if d.accepted:
+                    order = engine.create_order(rt, signal_id=sid, symbol=t.symbol, side=t.side, intent=intent,
+                                                reason="rebalance", notional=notional, qty=qty)
+            if order is None:
+                results.append({**base, "status": "rejected", "detail": f"{d.rule}: {d.detail}"})
+                continue
+            r = engine.send(rt, order)
+            results.append({**base, "status": r["status"], "client_order_id": r["client_order_id"],
+                            "qty": r["qty"], "price": r["price"], "detail": r["error"] or d.rule})
+        engine.mark_to_market(rt)
+    return plan, results
+
+
+# --- output ----------------------------------------------------------------------------------
+def plot(path: Path, current: dict[str, float], target: dict[str, float], frontier: list[dict],
+         title: str) -> Path:
+    """A PNG of current vs target weights (and the efficient frontier when computed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    symbols = sorted(set(current) | set(target) - {"cash"}) + ["cash"]
+    ncols = 2 if frontier else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(7 * ncols, 4.5), squeeze=False)
+    ax = axes[0][0]
+    xs = range(len(symbols))
+    ax.bar([x - 0.2 for x in xs], [current.get(s, 0.0) * 100 for s in symbols], width=0.4, label="current")
+    ax.bar([x + 0.2 for x in xs], [target.get(s, 0.0) * 100 for s in symbols], width=0.4, label="target")
+    ax.set_xticks(list(xs), symbols, rotation=45, ha="right")
+    ax.set_ylabel("weight, % of equity")
+    ax.set_title(title)
+    ax.legend()
+    if frontier:
+        fx = axes[0][1]
+        fx.plot([p["volatility"] * 100 for p in frontier], [p["expected_return"] * 100 for p in frontier], "o-")
+        fx.set_xlabel("volatility, % a year")
+        fx.set_ylabel("expected return, % a year")
+        fx.set_title("efficient frontier")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
