@@ -137,6 +137,12 @@ class Runtime:
 
     @cached_property
     def scorer(self):
+        if self.settings.sentiment.provider == "gemini":
+            from tokenomics import keys
+            from tokenomics.adapters.scorers.gemini import GeminiScorer
+
+            (key,) = keys.require("gemini")
+            return GeminiScorer(self.settings.sentiment, self.store, key, now=self.now)
         from tokenomics.adapters.scorers.offline import OfflineScorer
 
         return OfflineScorer(self.settings.sentiment.model_dir)
