@@ -83,7 +83,7 @@ class FakeProviders:
                     pass
 
             def _authed(self) -> bool:
-                if self.path.startswith("/v1beta/models/"):
+                if ":generateContent" in self.path:
                     return self.headers.get("x-goog-api-key") == GEMINI_KEY
                 return (self.headers.get("APCA-API-KEY-ID") == ALPACA_KEY
                         and self.headers.get("APCA-API-SECRET-KEY") == ALPACA_SECRET)
@@ -144,7 +144,7 @@ class FakeProviders:
         if path == "/v1beta3/crypto/us/latest/trades":
             s = q["symbols"]
             return 200, {"trades": {s: {"t": now_iso(), "p": self.prices[s], "s": 0.1, "i": 1, "tks": "B"}}}
-        if path.startswith("/v1beta/models/") and path.endswith(":generateContent"):
+        if "/models/" in path and path.endswith(":generateContent"):
             return 200, self._gemini(body)
         return 404, {"code": 40410000, "message": f"no route {path}"}
 

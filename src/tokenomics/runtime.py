@@ -121,7 +121,7 @@ class Runtime:
     def tradable(self, symbol: str, at: datetime | None = None) -> bool:
         if not self.settings.trading.market_hours_only:
             return True
-        if self.settings.broker.provider == "alpaca" and at is None and self.asset_class(symbol) == "equity":
+        if self.mode != "sim" and self.settings.broker.provider == "alpaca" and self.asset_class(symbol) == "equity":
             return bool(self.broker_clock["is_open"])  # Alpaca's market clock
         return self.calendar.is_open(self.asset_class(symbol), at or self.now())
 
