@@ -82,3 +82,18 @@ def test_live_needs_config_and_flag_before_any_connection(cli, fake):
 def test_paper_mode_refuses_the_store_paper_broker(cli):
     proc = cli("run", "--once", "--mode", "paper")
     assert proc.returncode == 2 and "broker.provider" in proc.stderr
+
+
+def test_doctor_reports_each_provider_without_printing_keys(cli, fake):
+    write_config(cli, fake.url)
+    proc = cli("doctor", "--mode", "paper", "--config", "paper.yaml", "--json", env=KEYS)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    checks = {c["check"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["alpaca keys"]["ok"] and "ALPACA_API_KEY" in checks["alpaca keys"]["detail"]
+    assert checks["gemini keys"]["ok"] and checks["alpaca account"]["ok"] and checks["alpaca clock"]["ok"]
+    assert all(k not in proc.stdout + proc.stderr for k in KEYS.values())
+    bad = cli("doctor", "--mode", "paper", "--config", "paper.yaml", "--json",
+              env={**KEYS, "GOOGLE_API_KEY": "", "GEMINI_API_KEY": ""})
+    assert bad.returncode == 1
+    checks = {c["check"]: c for c in json.loads(bad.stdout)["checks"]}
+    assert not checks["gemini keys"]["ok"] and "GOOGLE_API_KEY or GEMINI_API_KEY" in checks["gemini keys"]["detail"]
