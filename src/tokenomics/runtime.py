@@ -148,6 +148,9 @@ class Runtime:
     def broker_clock(self) -> dict:
         return self.broker.clock()
 
+    def order_symbol(self, client_order_id: str) -> str | None:
+        return self.store.scalar("SELECT symbol FROM orders WHERE client_order_id = ?", [client_order_id])
+
     def booked(self, client_order_id: str) -> tuple[float, float]:
         """(qty, qty * price) of the fills the store has booked for an order."""
         row = self.store.one("SELECT COALESCE(SUM(qty), 0) AS q, COALESCE(SUM(qty * price), 0) AS v "
@@ -204,7 +207,7 @@ class Runtime:
 
             key, secret = keys.require("ccxt")
             return CcxtBroker(s.broker, key, secret, keys.lookup("CCXT_PASSWORD"), sandbox=s.mode != "live",
-                              booked=self.booked)
+                              booked=self.booked, order_symbol=self.order_symbol)
         from tokenomics.adapters.brokers.paper import PaperBroker
 
         return PaperBroker(
