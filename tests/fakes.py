@@ -58,6 +58,8 @@ class FakeProviders:
         """Fill an open order (fully, or up to qty)."""
         o = self.orders[coid]
         target = float(o["qty"]) if qty is None else qty
+        delta = (target - float(o["filled_qty"])) * (1 if o["side"] == "buy" else -1)
+        self.positions[o["symbol"]] = round(self.positions.get(o["symbol"], 0.0) + delta, 9)
         o["filled_qty"] = str(target)
         o["filled_avg_price"] = str(self.prices[o["symbol"]])
         o["status"] = "filled" if abs(target - float(o["qty"])) < 1e-12 else "partially_filled"

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trade": ("trade", "Send orders for sized signals; idempotent, under the trading lock."),
     "check-exits": ("check_exits", "Close positions on stop-loss, take-profit, max hold or bearish news."),
     "run": ("run", "Run the whole chain once (--once, for cron) or on every tick (--loop)."),
+    "reconcile": ("reconcile", "Compare store and broker (orders, positions); --accept adopts the broker's view."),
 }
 
 GLOBAL_FLAGS = {"--json", "--jsonl", "--live", "-v", "--verbose", "-vv"}

@@ -364,6 +364,10 @@ def trade(rt: Runtime) -> dict:
     with st.trade_lock(rt.settings.trading.lock_timeout_seconds):
         results += resume_unfinished(rt)
         mark_to_market(rt)
+        if rt.store.scalar("SELECT COUNT(*) FROM reconcile_diffs WHERE status = 'open'"):
+            app_log.warning("no new entries: store and broker differ (see `tokenomics reconcile`)")
+            return {"orders": len(results), "filled": sum(1 for r in results if r["status"] == "filled"),
+                    "rejected": 0, "blocked_by_reconcile": True, "rows": results}
         lim = limits(rt)
         max_age = timedelta(minutes=rt.settings.signals.max_age_minutes)
         for sg in st.all("SELECT * FROM signals WHERE status = 'sized' ORDER BY created_at, id"):

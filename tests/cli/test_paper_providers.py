@@ -97,3 +97,29 @@ def test_doctor_reports_each_provider_without_printing_keys(cli, fake):
     assert bad.returncode == 1
     checks = {c["check"]: c for c in json.loads(bad.stdout)["checks"]}
     assert not checks["gemini keys"]["ok"] and "GOOGLE_API_KEY or GEMINI_API_KEY" in checks["gemini keys"]["detail"]
+
+
+def test_reconcile_finds_a_hand_close_blocks_entries_and_accept_adopts_it(cli, fake):
+    write_config(cli, fake.url)
+    fake.add_news(1, "Apple smashes earnings expectations", ["AAPL"], recent(5))
+    fake.add_news(2, "Bitcoin ETF inflows surge", ["BTCUSD"], recent(4))
+    args = ("--mode", "paper", "--config", "paper.yaml")
+    assert cli.json("run", "--once", *args, env=KEYS)["open_positions"] == 2
+    assert cli.json("reconcile", *args, env=KEYS)["differences"] == 0
+    del fake.positions["AAPL"]  # closed by hand at the broker while tokenomics was down
+    out = cli.json("reconcile", *args, env=KEYS)
+    assert out["differences"] == 1 and out["rows"][0]["symbol"] == "AAPL" and out["rows"][0]["broker_view"] == 0
+    fake.add_news(3, "Apple unveils record buyback", ["AAPL"], recent(1))
+    posts = len(fake.posts)
+    cli.json("trade", *args, env=KEYS)
+    cli.json("fetch-news", *args, env=KEYS)
+    cli.json("score", *args, env=KEYS)
+    cli.json("signal", *args, env=KEYS)
+    cli.json("size", *args, env=KEYS)
+    blocked = cli.json("trade", *args, env=KEYS)
+    assert blocked.get("blocked_by_reconcile") and len(fake.posts) == posts
+    accepted = cli.json("reconcile", "--accept", *args, env=KEYS)
+    assert accepted["accepted"] is True
+    status = cli.json("status", *args, env=KEYS)
+    assert cli.json("reconcile", *args, env=KEYS)["differences"] == 0
+    assert "AAPL" not in json.dumps(status.get("positions", []))
