@@ -169,10 +169,6 @@ class SimSettings(Section):
         return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
 
 
-class RunSettings(Section):
-    interval_seconds: float = Field(30, ge=0)
-
-
 class Settings(BaseSettings):
     """All of tokenomics' parameters. See config/settings.yaml for the commented defaults."""
 
@@ -198,7 +194,6 @@ class Settings(BaseSettings):
     trading: TradingSettings = Field(default_factory=TradingSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
-    run: RunSettings = Field(default_factory=RunSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -56,9 +57,23 @@ def store_articles(rt: Runtime, articles: list[Article]) -> int:
         return rt.store.insert_ignore("articles", [article_row(a, now) for a in articles])
 
 
+def relevant(articles: list[Article], symbols: set[str]) -> list[Article]:
+    """Keep only the watched symbols of each article, and only articles that name one."""
+    out = []
+    for a in articles:
+        keep = tuple(s for s in a.symbols if s in symbols)
+        if keep:
+            out.append(a if keep == a.symbols else replace(a, symbols=keep))
+    return out
+
+
+def watched(rt: Runtime) -> set[str]:
+    return set(rt.settings.news.symbols or rt.settings.universe.symbols)
+
+
 def fetch_news(rt: Runtime) -> dict:
     provider = rt.news_provider()
-    articles = provider.fetch(rt.store)
+    articles = relevant(provider.fetch(rt.store), watched(rt))
     with rt.store.tx():
         new = store_articles(rt, articles)
         provider.commit(rt.store)
@@ -370,7 +385,7 @@ def trade(rt: Runtime) -> dict:
                     "rejected": 0, "blocked_by_reconcile": True, "rows": results}
         lim = limits(rt)
         max_age = timedelta(minutes=rt.settings.signals.max_age_minutes)
-        for sg in st.all("SELECT * FROM signals WHERE status = 'sized' ORDER BY created_at, id"):
+        for sg in st.all("SELECT * FROM signals WHERE status = 'sized' AND side = 'buy' ORDER BY created_at, id"):
             if rt.now() - parse_ts(sg["created_at"]) > max_age:
                 with st.tx():
                     st.execute("UPDATE signals SET status = 'expired', status_reason = ?, updated_at = ? WHERE id = ?",

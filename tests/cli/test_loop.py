@@ -95,10 +95,26 @@ def test_run_once_twice_advances_and_never_duplicates(cli):
     assert runs == 3
 
 
+def wait_for_ticks(cli, n: int, timeout: float = 180) -> None:
+    """Wait until the loop has committed n trade steps (start-up loads the model and calendar)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            con = sqlite3.connect(cli.cwd / "store.db", timeout=5)
+            done = con.execute("SELECT COUNT(*) FROM runs WHERE command = 'trade' AND status = 'ok'").fetchone()[0]
+            con.close()
+            if done >= n:
+                return
+        except sqlite3.OperationalError:
+            pass  # the store is not created yet
+        time.sleep(0.2)
+    raise AssertionError(f"the loop did not reach {n} ticks in {timeout} s")
+
+
 def test_sigterm_finishes_the_step_and_exits_0(cli):
     proc = subprocess.Popen([sys.executable, "-m", "tokenomics.cli", "run", "--loop", "--interval", "0.05", "--json"],
                             cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    wait_for_ticks(cli, 3)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -112,7 +128,7 @@ def test_sigterm_finishes_the_step_and_exits_0(cli):
 def test_sigkill_loses_nothing_committed(cli):
     proc = subprocess.Popen([sys.executable, "-m", "tokenomics.cli", "run", "--loop", "--interval", "0"],
                             cwd=cli.cwd, env=cli.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(5)
+    wait_for_ticks(cli, 30)
     proc.kill()
     proc.wait()
     con = sqlite3.connect(cli.cwd / "store.db")

@@ -161,3 +161,13 @@ def test_money_rounding():
     assert floor_to(1.23456789, 1e-6) == 1.234567
     assert equity(100.005, [0.0]) == 100.0
 
+
+
+def test_realized_pnl_equals_the_fills_cash_flows_to_the_cent():
+    qty, price_in, price_out = 0.00787654, 95123.4567, 97001.2345
+    fee_in, fee_out = cents(qty * price_in * 0.001), cents(qty * price_out * 0.001)
+    pos = apply_fill(qty=0, avg_price=0, cost=0, fees=0, side="buy", fill_qty=qty, price=price_in, fee=fee_in)
+    out = apply_fill(qty=pos.qty, avg_price=pos.avg_price, cost=pos.cost, fees=pos.fees, side="sell",
+                     fill_qty=qty, price=price_out, fee=fee_out)
+    flows = cash_flow("buy", qty, price_in, fee_in) + cash_flow("sell", qty, price_out, fee_out)
+    assert out.realized == cents(flows)

@@ -79,7 +79,7 @@ def run(
     once: bool = typer.Option(False, "--once", help="One tick, then exit (for cron)."),
     loop: bool = typer.Option(False, "--loop", help="Tick until --ticks are done or SIGINT/SIGTERM."),
     interval: float = typer.Option(None, "--interval", min=0, help="Seconds between ticks (default: "
-                                   "run.interval_seconds; sim.tick_seconds in sim mode)."),
+                                   "news.poll_seconds; sim.tick_seconds in sim mode)."),
     ticks: int = typer.Option(None, "--ticks", min=1, help="Stop after this many ticks."),
 ) -> None:
     """Run the chain once (--once) or in a loop (--loop). In sim mode each tick moves the sim clock
@@ -90,7 +90,7 @@ def run(
         raise UsageProblem("choose one of --once or --loop", hint="tokenomics run --loop --ticks 200")
     s = rt.settings
     if interval is None:
-        interval = s.sim.tick_seconds if rt.mode == "sim" else s.run.interval_seconds
+        interval = s.sim.tick_seconds if rt.mode == "sim" else s.news.poll_seconds
     limit = 1 if once else ticks
     stop = threading.Event()
 

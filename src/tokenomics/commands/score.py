@@ -25,7 +25,8 @@ def score(
         if source == "-":
             from tokenomics.adapters.news.file import read_jsonl
 
-            counts["stdin_new"] = engine.store_articles(rt, read_jsonl(sys.stdin, provider="stdin"))
+            articles = engine.relevant(read_jsonl(sys.stdin, provider="stdin"), engine.watched(rt))
+            counts["stdin_new"] = engine.store_articles(rt, articles)
         out = engine.score(rt, limit)
         counts.update(articles=out["articles"], scores=out["scores"])
     emit(rt, out, title="score", columns=["article_id", "symbol", "sentiment", "conviction", "reason"])

@@ -19,19 +19,23 @@ class FillResult:
 def apply_fill(
     *, qty: float, avg_price: float, cost: float, fees: float, side: str, fill_qty: float, price: float, fee: float
 ) -> FillResult:
-    """Apply one fill to a long position (qty may be 0 for a new one). Fees are kept per position."""
+    """Apply one fill to a long position (qty may be 0 for a new one).
+
+    cost is the position's gross cost in cents as its fills paid it and fees its fees, so the
+    realized P&L of a round trip equals the sum of its fills' cash flows to the cent.
+    """
+    gross = cents(fill_qty * price)
     if side == "buy":
         new_qty = qty + fill_qty
-        new_cost = cost + fill_qty * price
-        return FillResult(new_qty, new_cost / new_qty, new_cost, fees + fee, None)
+        return FillResult(new_qty, (qty * avg_price + fill_qty * price) / new_qty, cents(cost + gross),
+                          cents(fees + fee), None)
     if fill_qty > qty + 1e-12:
         raise ValueError(f"sell of {fill_qty} exceeds the position of {qty}")
     remaining = qty - fill_qty
     if remaining <= 1e-12:
-        total_fees = fees + fee
-        realized = cents(fill_qty * price - cost - total_fees)
-        return FillResult(0.0, avg_price, 0.0, total_fees, realized)
-    return FillResult(remaining, avg_price, cost * remaining / qty, fees + fee, None)
+        total_fees = cents(fees + fee)
+        return FillResult(0.0, avg_price, 0.0, total_fees, cents(gross - cost - total_fees))
+    return FillResult(remaining, avg_price, cents(cost * remaining / qty), cents(fees + fee), None)
 
 
 def cash_flow(side: str, qty: float, price: float, fee: float) -> float:
