@@ -33,7 +33,7 @@ class FakeProviders:
         self.fill_mode = "fill"  # fill | partial | new | funds | slow
         self.slow_seconds = 0.0
         self.market_open = True
-        self.gemini_answers: list[dict] = []  # scripted {"articles": [...]}; empty: bullish 85 for all
+        self.gemini_answers: list = []  # scripted {"articles": [...]} or an HTTP error code; empty: bullish 85
         self.positions: dict[str, float] = {}
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -147,6 +147,9 @@ class FakeProviders:
             s = q["symbols"]
             return 200, {"trades": {s: {"t": now_iso(), "p": self.prices[s], "s": 0.1, "i": 1, "tks": "B"}}}
         if "/models/" in path and path.endswith(":generateContent"):
+            if self.gemini_answers and isinstance(self.gemini_answers[0], int):
+                code = self.gemini_answers.pop(0)
+                return code, {"error": {"code": code, "status": "UNAVAILABLE", "message": "overloaded"}}
             return 200, self._gemini(body)
         return 404, {"code": 40410000, "message": f"no route {path}"}
 

@@ -123,3 +123,18 @@ def test_reconcile_finds_a_hand_close_blocks_entries_and_accept_adopts_it(cli, f
     status = cli.json("status", *args, env=KEYS)
     assert cli.json("reconcile", *args, env=KEYS)["differences"] == 0
     assert "AAPL" not in json.dumps(status.get("positions", []))
+
+
+def test_scoring_failures_keep_articles_pending_until_a_later_run(cli, fake):
+    write_config(cli, fake.url)
+    fake.add_news(1, "Apple smashes earnings expectations", ["AAPL"], recent(5))
+    fake.gemini_answers = [503, 503]  # retries: 1 -> two attempts, both fail
+    args = ("run", "--once", "--mode", "paper", "--config", "paper.yaml")
+    first = cli.json(*args, env=KEYS)
+    assert first["opened"] == 0 and fake.posts == []
+    db = sqlite3.connect(cli.cwd / "store.db")
+    status, attempts, error = db.execute("SELECT status, attempts, error FROM articles").fetchone()
+    assert status == "pending" and attempts == 1 and "503" in error
+    second = cli.json(*args, env=KEYS)
+    assert second["opened"] == 1 and len(fake.posts) == 1
+    assert db.execute("SELECT status, error FROM articles").fetchone() == ("scored", None)
