@@ -138,3 +138,22 @@ def test_scoring_failures_keep_articles_pending_until_a_later_run(cli, fake):
     second = cli.json(*args, env=KEYS)
     assert second["opened"] == 1 and len(fake.posts) == 1
     assert db.execute("SELECT status, error FROM articles").fetchone() == ("scored", None)
+
+
+def test_submit_timing_out_after_acceptance_is_finished_by_lookup_not_resent(cli, fake):
+    write_config(cli, fake.url)
+    cfg = (cli.cwd / "paper.yaml").read_text().replace("timeout_seconds: 5", "timeout_seconds: 1")
+    (cli.cwd / "paper.yaml").write_text(cfg)
+    fake.add_news(1, "Bitcoin ETF inflows surge", ["BTCUSD"], recent(5))
+    fake.fill_mode, fake.slow_seconds = "slow", 2.5  # accepted, but the answer comes too late
+    args = ("run", "--once", "--mode", "paper", "--config", "paper.yaml")
+    cli.json(*args, env=KEYS)
+    assert len(fake.posts) == 1
+    db = sqlite3.connect(cli.cwd / "store.db")
+    assert db.execute("SELECT status FROM orders").fetchone() == ("submitted",)
+    (coid,) = fake.orders
+    fake.fill(coid)  # the exchange fills it while tokenomics is between runs
+    fake.fill_mode = "fill"
+    out = cli.json(*args, env=KEYS)
+    assert len(fake.posts) == 1 and out["open_positions"] == 1
+    assert db.execute("SELECT status FROM orders").fetchone() == ("filled",)
