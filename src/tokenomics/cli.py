@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("explain", "The chain behind a trade (order id, signal id or symbol): news, score, size, gate, fills."),
     "backtest": ("backtest", "Replay history through the same chain (or the SMA reference); metrics, report, grids."),
     "rebalance": ("rebalance", "Target weights (HRP, mean-variance, ...) and the trades to get there; --execute sends."),
+    "reconcile": ("reconcile", "Compare store and broker (orders, positions); --accept adopts the broker's view."),
 }
 
 GLOBAL_FLAGS = {"--json", "--jsonl", "--live", "-v", "--verbose", "-vv"}

@@ -61,16 +61,36 @@ class LogSettings(Section):
 
 
 class NewsSettings(Section):
-    provider: Literal["sim", "file"] = "sim"
+    provider: Literal["sim", "file", "alpaca"] = "sim"
     poll_seconds: float = Field(30, gt=0)
     symbols: list[str] = Field(default_factory=list)  # empty: the universe
     file: Path | None = None  # JSON lines of articles, for provider "file"
+    alpaca_url: str | None = None  # override of Alpaca's data API base URL (tests, proxies)
+    include_content: bool = False
+    page_size: int = Field(50, ge=1, le=50)
+    max_pages: int = Field(10, ge=1)
+    lookback_minutes: float = Field(60, gt=0)
+    max_requests_per_minute: int = Field(180, ge=1, le=200)
+    timeout_seconds: float = Field(15, gt=0)
+    dedup_minutes: float = Field(30, ge=0)
 
 
 class SentimentSettings(Section):
-    provider: Literal["offline"] = "offline"
+    provider: Literal["offline", "gemini"] = "offline"
     model_dir: Path | None = None  # None: the shipped trained_models/sentiment-offline
     min_conviction: int = Field(70, ge=0, le=100)
+    model: str = "gemini-2.5-flash-lite"
+    base_url: str | None = None  # override of the Gemini API base URL (tests, proxies)
+    batch_size: int = Field(8, ge=1, le=50)
+    prompt_version: str = "v1"
+    daily_token_budget: int = Field(2_000_000, ge=0)
+    daily_cost_budget_usd: float = Field(1.0, ge=0)
+    input_usd_per_mtok: float = Field(0.10, ge=0)
+    output_usd_per_mtok: float = Field(0.40, ge=0)
+    timeout_seconds: float = Field(30, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+    backoff_seconds: float = Field(1.0, ge=0)
+    max_backoff_seconds: float = Field(20, ge=0)
 
 
 class SignalSettings(Section):
@@ -138,9 +158,15 @@ class TradingSettings(Section):
 
 
 class BrokerSettings(Section):
-    provider: Literal["paper"] = "paper"
+    provider: Literal["paper", "alpaca", "ccxt"] = "paper"
     slippage_bps: float = Field(5, ge=0, le=1000)
     fee_bps: float = Field(10, ge=0, le=1000)
+    trading_url: str | None = None  # override of Alpaca's trading API base URL (tests, proxies)
+    data_url: str | None = None  # override of Alpaca's market data API base URL
+    timeout_seconds: float = Field(15, gt=0)
+    bracket: bool = True  # equities on Alpaca: send stop-loss and take-profit with the entry
+    exchange: str = "binance"  # ccxt exchange id
+    exchange_url: str | None = None  # override of the ccxt exchange's API base URL
 
 
 class SimSettings(Section):

@@ -100,13 +100,23 @@ def score(rt: Runtime, limit: int = 1000) -> dict:
          "article_created_at": created[s.article_id]}
         for s in scores
     ]
+    # a scorer may leave articles pending: failed (attempt counted, error kept) or deferred (e.g. budget)
+    failed, deferred = getattr(rt.scorer, "failed", {}), getattr(rt.scorer, "deferred", {})
+    done = [a.id for a in articles if a.id not in failed and a.id not in deferred]
     with rt.store.tx():
         new = rt.store.insert_ignore("scores", score_rows)
         rt.store.db.execute(
-            f"UPDATE articles SET status = 'scored', attempts = attempts + 1 WHERE id IN "
-            f"({','.join('?' * len(articles))})",
-            [a.id for a in articles],
+            f"UPDATE articles SET status = 'scored', attempts = attempts + 1, error = NULL WHERE id IN "
+            f"({','.join('?' * len(done))})",
+            done,
         )
+        for aid, err in failed.items():
+            rt.store.execute("UPDATE articles SET attempts = attempts + 1, error = ? WHERE id = ?", [err, aid])
+        for aid, why in deferred.items():
+            rt.store.execute("UPDATE articles SET error = ? WHERE id = ?", [why, aid])
+    if failed or deferred:
+        app_log.warning("%d articles left pending (%d failed, %d deferred)", len(failed) + len(deferred),
+                        len(failed), len(deferred), extra={"step": "score"})
     by_id = {a.id: a for a in articles}
     by_sentiment: dict[str, int] = {}
     for s in scores:
@@ -117,7 +127,7 @@ def score(rt: Runtime, limit: int = 1000) -> dict:
                              "conviction": s.conviction, "reason": s.reason},
         )
     return {"articles": len(articles), "scores": new, "by_sentiment": by_sentiment,
-            "rows": score_rows}
+            "failed": len(failed), "deferred": len(deferred), "rows": score_rows}
 
 
 # --- portfolio state -------------------------------------------------------------------------
@@ -467,6 +477,10 @@ def trade(rt: Runtime) -> dict:
     with st.trade_lock(rt.settings.trading.lock_timeout_seconds):
         results += resume_unfinished(rt)
         mark_to_market(rt)
+        if rt.store.scalar("SELECT COUNT(*) FROM reconcile_diffs WHERE status = 'open'"):
+            app_log.warning("no new entries: store and broker differ (see `tokenomics reconcile`)")
+            return {"orders": len(results), "filled": sum(1 for r in results if r["status"] == "filled"),
+                    "rejected": 0, "blocked_by_reconcile": True, "rows": results}
         lim = limits(rt)
         max_age = timedelta(minutes=rt.settings.signals.max_age_minutes)
         for sg in st.all("SELECT * FROM signals WHERE status = 'sized' AND side = 'buy' ORDER BY created_at, id"):

@@ -49,11 +49,9 @@ class Runtime:
             )
         if s.mode == "sim" and s.broker.provider != "paper":
             raise ConfigError("broker.provider: sim mode trades only with the paper broker")
-        if s.mode != "sim":
-            raise ConfigError(
-                f"mode: {s.mode!r} needs the real provider adapters, which this build does not include yet",
-                hint="use --mode sim",
-            )
+        if s.mode != "sim" and s.broker.provider == "paper":
+            raise ConfigError(f"broker.provider: mode {s.mode!r} trades through a real broker (alpaca or ccxt)",
+                              hint="set broker.provider: alpaca (or ccxt), or use --mode sim")
         return s
 
     @property
@@ -116,12 +114,48 @@ class Runtime:
 
     def price(self, symbol: str) -> float:
         """The latest price of a symbol at now."""
+        if self.mode != "sim":
+            return self.market_data.price(symbol)
         return self.world.price(symbol, self.sim_step())
 
     def tradable(self, symbol: str, at: datetime | None = None) -> bool:
         if not self.settings.trading.market_hours_only:
             return True
+        if self.mode != "sim" and self.settings.broker.provider == "alpaca" and self.asset_class(symbol) == "equity":
+            return bool(self.broker_clock["is_open"])  # Alpaca's market clock
         return self.calendar.is_open(self.asset_class(symbol), at or self.now())
+
+    # --- real providers (paper and live modes) ------------------------------------------------
+    @cached_property
+    def alpaca_limiter(self):
+        from tokenomics.adapters.alpaca_http import RateLimiter
+
+        return RateLimiter(self.settings.news.max_requests_per_minute)
+
+    @cached_property
+    def market_data(self):
+        from tokenomics import keys
+
+        b = self.settings.broker
+        if b.provider == "ccxt":
+            return self.broker
+        from tokenomics.adapters.market.alpaca import AlpacaMarketData
+
+        key, secret = keys.require("alpaca")
+        return AlpacaMarketData(key, secret, url=b.data_url, timeout=b.timeout_seconds, limiter=self.alpaca_limiter)
+
+    @cached_property
+    def broker_clock(self) -> dict:
+        return self.broker.clock()
+
+    def order_symbol(self, client_order_id: str) -> str | None:
+        return self.store.scalar("SELECT symbol FROM orders WHERE client_order_id = ?", [client_order_id])
+
+    def booked(self, client_order_id: str) -> tuple[float, float]:
+        """(qty, qty * price) of the fills the store has booked for an order."""
+        row = self.store.one("SELECT COALESCE(SUM(qty), 0) AS q, COALESCE(SUM(qty * price), 0) AS v "
+                             "FROM fills WHERE client_order_id = ?", [client_order_id])
+        return float(row["q"]), float(row["v"])
 
     def news_provider(self):
         s = self.settings.news
@@ -131,21 +165,51 @@ class Runtime:
             if s.file is None:
                 raise ConfigError("news.file: required when news.provider is 'file'")
             return FileNews(s.file)
+        if s.provider == "alpaca":
+            from tokenomics import keys
+            from tokenomics.adapters.news.alpaca import AlpacaNews
+
+            key, secret = keys.require("alpaca")
+            u = self.settings.universe
+            return AlpacaNews(s, s.symbols or u.symbols, u.crypto, key, secret, self.now, self.alpaca_limiter)
         from tokenomics.adapters.news.sim import SimNews
 
         return SimNews(self.world, self.sim_step())
 
     @cached_property
     def scorer(self):
+        if self.settings.sentiment.provider == "gemini":
+            from tokenomics import keys
+            from tokenomics.adapters.scorers.gemini import GeminiScorer
+
+            (key,) = keys.require("gemini")
+            return GeminiScorer(self.settings.sentiment, self.store, key, now=self.now)
         from tokenomics.adapters.scorers.offline import OfflineScorer
 
         return OfflineScorer(self.settings.sentiment.model_dir)
 
     @cached_property
     def broker(self):
+        s = self.settings
+        if s.broker.provider == "alpaca":
+            from tokenomics import keys
+            from tokenomics.adapters.brokers.alpaca import AlpacaBroker
+
+            key, secret = keys.require("alpaca")
+            return AlpacaBroker(
+                key, secret, paper=s.mode != "live", url=s.broker.trading_url, timeout=s.broker.timeout_seconds,
+                booked=self.booked, price=self.price, crypto=s.universe.crypto, stop_loss_pct=s.exits.stop_loss_pct,
+                take_profit_pct=s.exits.take_profit_pct, bracket=s.broker.bracket, limiter=self.alpaca_limiter,
+            )
+        if s.broker.provider == "ccxt":
+            from tokenomics import keys
+            from tokenomics.adapters.brokers.ccxt import CcxtBroker
+
+            key, secret = keys.require("ccxt")
+            return CcxtBroker(s.broker, key, secret, keys.lookup("CCXT_PASSWORD"), sandbox=s.mode != "live",
+                              booked=self.booked, order_symbol=self.order_symbol)
         from tokenomics.adapters.brokers.paper import PaperBroker
 
-        s = self.settings
         return PaperBroker(
             self.store, self.price, self.now, capital=s.capital,
             slippage_bps=s.broker.slippage_bps, fee_bps=s.broker.fee_bps,

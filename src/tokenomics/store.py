@@ -95,6 +95,22 @@ CREATE INDEX backtests_strategy ON backtests(strategy, id);
 """
 
 # Forward-only migrations: index i upgrades the schema from version i to i + 1.
+SCHEMA_PROVIDERS = """
+CREATE TABLE llm_cache (
+  article_id TEXT NOT NULL, model TEXT NOT NULL, prompt_version TEXT NOT NULL, result TEXT NOT NULL,
+  created_at TEXT NOT NULL, PRIMARY KEY (article_id, model, prompt_version));
+CREATE TABLE llm_calls (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, model TEXT NOT NULL, prompt_version TEXT,
+  articles INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+  total_tokens INTEGER NOT NULL, latency_ms REAL, cost_usd REAL NOT NULL, status TEXT NOT NULL, error TEXT);
+CREATE INDEX llm_calls_ts ON llm_calls(ts);
+CREATE TABLE reconcile_diffs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, found_at TEXT NOT NULL, kind TEXT NOT NULL, symbol TEXT,
+  client_order_id TEXT, store_view TEXT, broker_view TEXT, status TEXT NOT NULL DEFAULT 'open',
+  resolved_at TEXT);
+CREATE INDEX reconcile_diffs_status ON reconcile_diffs(status);
+"""
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     lambda db: db.executescript(SCHEMA_V1),
     # risk: latched halts are lifted by a person (`risk resume`); every method's candidate size per signal
@@ -102,6 +118,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
         "ALTER TABLE halts ADD COLUMN lifted_at TEXT", "ALTER TABLE halts ADD COLUMN lifted_reason TEXT",
         "ALTER TABLE signals ADD COLUMN size_detail TEXT")],
     lambda db: db.executescript(BACKTESTS_V1),  # backtest results
+    lambda db: db.executescript(SCHEMA_PROVIDERS),  # issue 3: LLM cache and usage, reconciliation
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

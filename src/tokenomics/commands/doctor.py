@@ -43,7 +43,12 @@ def doctor(ctx: typer.Context) -> None:
         rt.scorer.predict_proba(["Company raises full-year guidance"])
         return f"{rt.scorer.name} scorer loaded"
 
-    checks.append(_check("scorer", model))
+    if s.sentiment.provider == "offline":
+        checks.append(_check("scorer", model))
+    if s.mode != "sim":
+        from tokenomics.adapters.health import provider_checks
+
+        checks += [_check(name, fn) for name, fn in provider_checks(rt)]
     checks.append(_check("universe", lambda: ", ".join(s.universe.symbols) or "(empty)"))
     ok = all(c["ok"] for c in checks)
     emit(rt, {"ok": ok, "checks": checks}, title="doctor", rows_key="checks")

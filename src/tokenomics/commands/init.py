@@ -13,6 +13,10 @@ ENV_EXAMPLE = """# Secrets live here or in the environment, never in config/sett
 # ALPACA_API_KEY=
 # ALPACA_SECRET_KEY=
 # GOOGLE_API_KEY=
+# (or GEMINI_API_KEY=; GOOGLE_API_KEY wins when both are set)
+# CCXT_API_KEY=
+# CCXT_SECRET=
+# CCXT_PASSWORD=
 """
 
 

@@ -33,6 +33,11 @@ def tick(rt, n: int, stop: threading.Event) -> dict:
     if rt.mode == "sim":
         rt.advance(1)
     row: dict = {"tick": n, "now": rt.now().isoformat()}
+    if rt.mode != "sim":  # adopt what happened at the broker (fills, closes) before deciding anything
+        from tokenomics.reconcile import reconcile
+
+        with rt.store.run("reconcile", rt.mode) as counts:
+            counts["differences"] = row["differences"] = reconcile(rt)["differences"]
     for name, step in STEPS:
         if stop.is_set():
             row["interrupted_before"] = name

@@ -1,0 +1,1 @@
+"""Market data for the live modes: latest prices (exits, sizing) and bars."""

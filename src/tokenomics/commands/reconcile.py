@@ -1,0 +1,22 @@
+import typer
+
+from tokenomics.output import emit
+
+app = typer.Typer()
+
+
+@app.command()
+def reconcile(
+    ctx: typer.Context,
+    accept: bool = typer.Option(False, "--accept", help="Adopt the broker's view for every difference found."),
+) -> None:
+    """Compare the store's open orders and positions with the broker's: finish open orders from the
+    broker's view, list every position difference, and with --accept adopt the broker's quantities.
+    While a difference is open, trade sends no new entries."""
+    from tokenomics.reconcile import reconcile as run
+
+    rt = ctx.obj
+    with rt.store.run("reconcile", rt.mode) as counts:
+        out = run(rt, accept)
+        counts.update(differences=out["differences"], orders_updated=out["orders_updated"])
+    emit(rt, out, title="reconcile", columns=["kind", "symbol", "store_view", "broker_view"])

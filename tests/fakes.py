@@ -1,0 +1,194 @@
+"""A loopback fake of the Alpaca (trading, market data, news) and Gemini REST APIs.
+
+Speaks the documented JSON of the endpoints tokenomics uses, checks the auth headers, and keeps
+an order book so tests can assert what the broker received (and that nothing came twice).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+ALPACA_KEY = "PKFAKEALPACAKEY0123456789"
+ALPACA_SECRET = "fake-alpaca-secret-abcdefghijklmnopqrstuvwxyz"
+GEMINI_KEY = "AIzaFAKE-gemini-key-0123456789"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class FakeProviders:
+    def __init__(self):
+        self.prices = {"AAPL": 200.0, "BTC/USD": 95000.0}
+        self.news: list[dict] = []
+        self.orders: dict[str, dict] = {}  # client_order_id -> order
+        self.posts: list[dict] = []  # every order submission received
+        self.requests: list[tuple[str, str]] = []
+        self.fill_mode = "fill"  # fill | partial | new | funds | slow
+        self.slow_seconds = 0.0
+        self.market_open = True
+        self.gemini_answers: list = []  # scripted {"articles": [...]} or an HTTP error code; empty: bullish 85
+        self.positions: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- helpers for tests -------------------------------------------------------------------
+    def add_news(self, n: int, headline: str, symbols: list[str], created_at: str, summary: str = "") -> None:
+        self.news.append({"id": n, "headline": headline, "author": "x", "source": "benzinga", "summary": summary,
+                          "content": "", "url": f"https://example.com/{n}", "images": [], "symbols": symbols,
+                          "created_at": created_at, "updated_at": created_at})
+
+    def fill(self, coid: str, qty: float | None = None) -> None:
+        """Fill an open order (fully, or up to qty)."""
+        o = self.orders[coid]
+        target = float(o["qty"]) if qty is None else qty
+        delta = (target - float(o["filled_qty"])) * (1 if o["side"] == "buy" else -1)
+        self.positions[o["symbol"]] = round(self.positions.get(o["symbol"], 0.0) + delta, 9)
+        o["filled_qty"] = str(target)
+        o["filled_avg_price"] = str(self.prices[o["symbol"]])
+        o["status"] = "filled" if abs(target - float(o["qty"])) < 1e-12 else "partially_filled"
+        o["filled_at"] = o["updated_at"] = now_iso()
+
+    # --- the HTTP side -----------------------------------------------------------------------
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _send(self, code: int, body) -> None:
+                data = json.dumps(body).encode()
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _authed(self) -> bool:
+                if ":generateContent" in self.path:
+                    return self.headers.get("x-goog-api-key") == GEMINI_KEY
+                return (self.headers.get("APCA-API-KEY-ID") == ALPACA_KEY
+                        and self.headers.get("APCA-API-SECRET-KEY") == ALPACA_SECRET)
+
+            def do_GET(self):
+                self._route("GET")
+
+            def do_POST(self):
+                self._route("POST")
+
+            def _route(self, method: str) -> None:
+                u = urlparse(self.path)
+                q = {k: v[0] for k, v in parse_qs(u.query).items()}
+                body = {}
+                if method == "POST":
+                    n = int(self.headers.get("Content-Length") or 0)
+                    body = json.loads(self.rfile.read(n) or b"{}")
+                fake.requests.append((method, u.path))
+                if not self._authed():
+                    return self._send(401, {"code": 40110000, "message": "request is not authorized"})
+                with fake.lock:
+                    code, out = fake.route(method, u.path, q, body)
+                if code == "slow":
+                    time.sleep(fake.slow_seconds)
+                    code = 200
+                self._send(code, out)
+
+        return Handler
+
+    def route(self, method: str, path: str, q: dict, body: dict):
+        if path == "/v2/clock":
+            return 200, {"timestamp": now_iso(), "is_open": self.market_open,
+                         "next_open": "2030-01-02T14:30:00Z", "next_close": "2030-01-02T21:00:00Z"}
+        if path == "/v2/account":
+            return 200, {"id": str(uuid.uuid4()), "account_number": "PA123", "status": "ACTIVE", "currency": "USD",
+                         "cash": "100000", "equity": "100000", "buying_power": "100000",
+                         "trading_blocked": False, "pattern_day_trader": False}
+        if path == "/v2/positions":
+            return 200, [self._position(s, q_) for s, q_ in self.positions.items()]
+        if path == "/v2/orders:by_client_order_id":
+            o = self.orders.get(q.get("client_order_id", ""))
+            return (200, o) if o else (404, {"code": 40410000, "message": "order not found"})
+        if path == "/v2/orders" and method == "POST":
+            return self._submit(body)
+        if path == "/v1beta1/news":
+            start = q.get("start", "")
+            items = sorted((n for n in self.news if n["created_at"] >= start.replace("+00:00", "Z")),
+                           key=lambda n: (n["created_at"], n["id"]))
+            offset = int(q.get("page_token") or 0)
+            limit = int(q.get("limit") or 50)
+            page = items[offset:offset + limit]
+            token = str(offset + limit) if offset + limit < len(items) else None
+            return 200, {"news": page, "next_page_token": token}
+        if path == "/v2/stocks/trades/latest":
+            s = q["symbols"]
+            return 200, {"trades": {s: {"t": now_iso(), "p": self.prices[s], "s": 10, "x": "V", "i": 1,
+                                        "c": ["@"], "z": "C"}}}
+        if path == "/v1beta3/crypto/us/latest/trades":
+            s = q["symbols"]
+            return 200, {"trades": {s: {"t": now_iso(), "p": self.prices[s], "s": 0.1, "i": 1, "tks": "B"}}}
+        if "/models/" in path and path.endswith(":generateContent"):
+            if self.gemini_answers and isinstance(self.gemini_answers[0], int):
+                code = self.gemini_answers.pop(0)
+                return code, {"error": {"code": code, "status": "UNAVAILABLE", "message": "overloaded"}}
+            return 200, self._gemini(body)
+        return 404, {"code": 40410000, "message": f"no route {path}"}
+
+    def _position(self, symbol: str, qty: float) -> dict:
+        return {"asset_id": str(uuid.uuid4()), "symbol": symbol.replace("/", ""), "exchange": "NASDAQ",
+                "asset_class": "crypto" if "/" in symbol else "us_equity", "avg_entry_price": "1",
+                "qty": str(qty), "side": "long", "cost_basis": "1", "market_value": "1",
+                "unrealized_pl": "0", "current_price": str(self.prices.get(symbol, 1))}
+
+    def _submit(self, body: dict):
+        self.posts.append(body)
+        coid = body["client_order_id"]
+        if coid in self.orders:
+            return 422, {"code": 40010001, "message": "client_order_id must be unique"}
+        if self.fill_mode == "funds":
+            return 403, {"code": 40310000, "message": "insufficient buying power"}
+        price = self.prices[body["symbol"]]
+        qty = float(body["qty"]) if body.get("qty") else round(float(body["notional"]) / price, 9)
+        ts = now_iso()
+        o = {"id": str(uuid.uuid4()), "client_order_id": coid, "created_at": ts, "updated_at": ts,
+             "submitted_at": ts, "filled_at": None, "asset_id": str(uuid.uuid4()), "symbol": body["symbol"],
+             "asset_class": "crypto" if "/" in body["symbol"] else "us_equity", "notional": None if body.get("notional") is None else str(body["notional"]),
+             "qty": str(qty), "filled_qty": "0", "filled_avg_price": None, "order_class": body.get("order_class") or "simple",
+             "order_type": "market", "type": "market", "side": body["side"], "time_in_force": body["time_in_force"],
+             "status": "new", "extended_hours": False, "legs": None}
+        self.orders[coid] = o
+        if self.fill_mode == "fill":
+            self.fill(coid)
+        elif self.fill_mode == "partial":
+            self.fill(coid, round(qty / 2, 9))
+        return ("slow" if self.fill_mode == "slow" else 200), o
+
+    def _gemini(self, body: dict) -> dict:
+        text = body["contents"][0]["parts"][0]["text"]
+        arts = json.loads(text.split("<articles>", 1)[1].split("</articles>", 1)[0])
+        answer = self.gemini_answers.pop(0) if self.gemini_answers else {"articles": [
+            {"article_id": a["article_id"], "scores": [
+                {"symbol": s, "sentiment": "bullish", "conviction": 85, "reason": "Strong results."}
+                for s in a["symbols"]]} for a in arts]}
+        return {"candidates": [{"content": {"role": "model", "parts": [{"text": json.dumps(answer)}]},
+                                "finishReason": "STOP"}],
+                "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 30, "totalTokenCount": 150}}

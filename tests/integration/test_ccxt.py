@@ -1,0 +1,112 @@
+"""The ccxt broker with the real ccxt (binance), markets set offline and HTTP replaced by canned JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tokenomics.adapters.brokers.base import OrderRequest
+from tokenomics.adapters.brokers.ccxt import CcxtBroker
+from tokenomics.config import BrokerSettings
+from tokenomics.core.errors import ProviderError
+from tokenomics.keys import Key
+
+MARKET = {
+    "id": "BTCUSDT", "symbol": "BTC/USDT", "base": "BTC", "quote": "USDT", "baseId": "BTC", "quoteId": "USDT",
+    "active": True, "type": "spot", "spot": True, "margin": False, "swap": False, "future": False, "option": False,
+    "contract": False, "linear": None, "inverse": None, "contractSize": None, "settle": None, "settleId": None, "precision": {"amount": 0.00001, "price": 0.01},
+    "limits": {"amount": {"min": 0.00001, "max": 9000}, "cost": {"min": 5.0, "max": None},
+               "price": {"min": 0.01, "max": None}},
+    "info": {"orderTypes": ["LIMIT", "MARKET"]}, "taker": 0.001, "maker": 0.001,
+}
+
+
+class Exchange:
+    """Routes binance REST paths to canned answers and records what was sent."""
+
+    def __init__(self, monkeypatch):
+        import ccxt
+
+        self.ex = ccxt.binance({"apiKey": "k" * 16, "secret": "s" * 16})
+        self.ex.set_markets([MARKET])
+        self.sent: list[tuple[str, str, str]] = []
+        self.orders: list[dict] = []
+        self.fail: Exception | None = None
+        monkeypatch.setattr(self.ex, "fetch", self.fetch)
+
+    def fetch(self, url, method="GET", headers=None, body=None):
+        self.sent.append((method, url, body or ""))
+        if "ticker/24hr" in url or "ticker/price" in url:
+            return {"symbol": "BTCUSDT", "lastPrice": "95000.00", "closeTime": 1767225600000}
+        if "/order" in url and method == "POST":
+            if self.fail:
+                raise self.fail
+            q = dict(p.split("=") for p in (body or url.split("?", 1)[1]).split("&"))
+            o = {"symbol": "BTCUSDT", "orderId": len(self.orders) + 1, "clientOrderId": q["newClientOrderId"],
+                 "transactTime": 1767225600000, "price": "0", "origQty": q["quantity"], "executedQty": q["quantity"],
+                 "cummulativeQuoteQty": str(float(q["quantity"]) * 95000), "status": "FILLED", "type": "MARKET",
+                 "side": q["side"], "timeInForce": "GTC", "fills": []}
+            self.orders.append(o)
+            return o
+        if "allOrders" in url:
+            return self.orders
+        if "klines" in url:
+            return [[1767225600000, "1", "2", "0.5", "1.5", "10", 1767229199999, "15", 3, "1", "1", "0"]]
+        raise AssertionError(f"unexpected request {method} {url}")
+
+
+def broker(exchange: Exchange, store_symbol="BTC/USDT") -> CcxtBroker:
+    return CcxtBroker(BrokerSettings(provider="ccxt"), Key("CCXT_API_KEY", "k"), Key("CCXT_SECRET", "s"), None,
+                      sandbox=True, booked=lambda c: (0.0, 0.0), order_symbol=lambda c: store_symbol,
+                      exchange=exchange.ex)
+
+
+def test_market_order_rounded_to_precision_with_client_id(monkeypatch):
+    x = Exchange(monkeypatch)
+    upd = broker(x).submit(OrderRequest("tkn-1", "BTC/USDT", "buy", "crypto", notional=1000.0))
+    body = [b for m, u, b in x.sent if m == "POST"][0]
+    assert "newClientOrderId=tkn-1" in body and "quantity=0.01052" in body  # 1000/95000 floored to 1e-5
+    assert upd.status == "filled" and upd.fills[0].qty == pytest.approx(0.01052)
+    assert upd.fills[0].price == pytest.approx(95000)
+
+
+def test_below_minimum_is_rejected_before_sending(monkeypatch):
+    x = Exchange(monkeypatch)
+    upd = broker(x).submit(OrderRequest("tkn-2", "BTC/USDT", "buy", "crypto", notional=3.0))
+    assert upd.status == "rejected" and "minimum" in upd.error
+    assert not [1 for m, _u, _b in x.sent if m == "POST"]
+
+
+def test_insufficient_funds_and_invalid_order_are_rejections(monkeypatch):
+    import ccxt
+
+    x = Exchange(monkeypatch)
+    x.fail = ccxt.InsufficientFunds("binance Account has insufficient balance")
+    assert "insufficient funds" in broker(x).submit(OrderRequest("tkn-3", "BTC/USDT", "buy", "crypto",
+                                                                 notional=100.0)).error
+    x.fail = ccxt.InvalidOrder("binance Filter failure: LOT_SIZE")
+    assert broker(x).submit(OrderRequest("tkn-4", "BTC/USDT", "sell", "crypto", qty=0.01)).status == "rejected"
+
+
+def test_network_error_after_acceptance_finds_the_order(monkeypatch):
+    import ccxt
+
+    x = Exchange(monkeypatch)
+    b = broker(x)
+    b.submit(OrderRequest("tkn-5", "BTC/USDT", "buy", "crypto", notional=100.0))
+    x.fail = ccxt.RequestTimeout("timed out")
+    again = b.submit(OrderRequest("tkn-5", "BTC/USDT", "buy", "crypto", notional=100.0))
+    assert again.status == "filled" and len(x.orders) == 1
+    x.fail = ccxt.RequestTimeout("timed out")
+    with pytest.raises(ProviderError, match="looked up"):
+        b.submit(OrderRequest("tkn-6", "BTC/USDT", "buy", "crypto", notional=100.0))
+
+
+def test_lookup_ticker_and_ohlcv(monkeypatch):
+    x = Exchange(monkeypatch)
+    b = broker(x)
+    assert b.get_order("tkn-none") is None
+    assert b.price("BTC/USDT") == 95000.0
+    assert b.ohlcv("BTC/USDT", "1h", limit=1) == [[1767225600000, 1.0, 2.0, 0.5, 1.5, 10.0]]
+    assert json.dumps(b.ohlcv("BTC/USDT", "1h", limit=1))
