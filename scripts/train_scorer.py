@@ -1,8 +1,11 @@
 """Rebuild the offline sentiment model from TFNS and write it with its model card.
 
-    python scripts/train_scorer.py [--data DIR]   (DIR holds sent_train.csv and sent_valid.csv;
-                                                   default ../shared/data/tfns, else the vendored copies)
-Prints progress on stderr and the validation metrics as JSON on stdout.
+    python scripts/train_scorer.py [--data DIR] [--out DIR]
+
+DIR holds sent_train.csv and sent_valid.csv (default ../shared/data/tfns beside the repo; the
+vendored copies in src/tokenomics/data are used for whichever is missing). Trains on the train
+split only and reports metrics on the validation split. Progress goes to stderr, the metrics as
+JSON to stdout. Deterministic: the same data gives the same model.
 """
 
 from __future__ import annotations
@@ -10,72 +13,92 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import platform
 import sys
 import time
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+CREDIT = "Twitter Financial News Sentiment (zeroshot/twitter-financial-news-sentiment), MIT"
+
+
+def evaluate(model, texts: list[str], labels, names: tuple[str, ...]) -> dict:
+    """Accuracy, macro-F1 and per-class precision/recall/F1/support of a fitted model."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+    pred = model.predict(texts)
+    p, r, f, n = precision_recall_fscore_support(labels, pred, labels=range(len(names)), zero_division=0)
+    return {
+        "accuracy": round(float(accuracy_score(labels, pred)), 4),
+        "macro_f1": round(float(f1_score(labels, pred, average="macro")), 4),
+        "per_class": {name: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
+                             "f1": round(float(f[i]), 4), "support": int(n[i])}
+                      for i, name in enumerate(names)},
+        "n": len(texts),
+    }
 
 
 def main() -> None:
     import joblib
     import numpy
+    import scipy
     import sklearn
-    from sklearn.metrics import accuracy_score, classification_report, f1_score
 
-    from tokenomics.adapters.scorers.offline import DEFAULT_DIR, LABELS, PARAMS, build_pipeline, load_tfns
+    from tokenomics.adapters.scorers import offline
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "tfns")
-    ap.add_argument("--out", type=Path, default=DEFAULT_DIR)
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "tfns",
+                    help="folder with sent_train.csv and sent_valid.csv")
+    ap.add_argument("--out", type=Path, default=offline.MODEL_DIR, help="where model.joblib and the card go")
     args = ap.parse_args()
-    vendored = resources.files("tokenomics.data")
-    train = args.data / "sent_train.csv" if (args.data / "sent_train.csv").exists() else Path(str(vendored / "tfns_train.csv"))
-    valid = args.data / "sent_valid.csv" if (args.data / "sent_valid.csv").exists() else Path(str(vendored / "tfns_valid.csv"))
-    print(f"training on {train}", file=sys.stderr)
-    x_train, y_train = load_tfns(train)
-    x_valid, y_valid = load_tfns(valid)
+
+    vendored = offline.vendored_train_csv().parent
+    train = args.data / "sent_train.csv"
+    valid = args.data / "sent_valid.csv"
+    train = train if train.exists() else vendored / "tfns_train.csv"
+    valid = valid if valid.exists() else vendored / "tfns_valid.csv"
+    print(f"train: {train}\nvalid: {valid}", file=sys.stderr)
+    x_train, y_train = offline.load_tfns(train)
+    x_valid, y_valid = offline.load_tfns(valid)
+
+    print(f"fitting on {len(x_train)} rows ...", file=sys.stderr)
     t0 = time.perf_counter()
-    model = build_pipeline().fit(x_train, y_train)
-    seconds = time.perf_counter() - t0
-    pred = model.predict(x_valid)
-    report = classification_report(y_valid, pred, target_names=list(LABELS), output_dict=True)
-    metrics = {
-        "tfns_valid": {
-            "accuracy": round(accuracy_score(y_valid, pred), 4),
-            "macro_f1": round(f1_score(y_valid, pred, average="macro"), 4),
-            "per_class": {k: {m: round(v[m], 4) for m in ("precision", "recall", "f1-score")}
-                          for k, v in report.items() if k in LABELS},
-            "n": len(y_valid),
-        },
-        "train_seconds": round(seconds, 2),
-    }
+    model = offline.fit(x_train, y_train)
+    train_seconds = time.perf_counter() - t0
+    print(f"fitted in {train_seconds:.1f}s; evaluating on {len(x_valid)} rows", file=sys.stderr)
+    metrics = evaluate(model, x_valid, y_valid, offline.LABELS)
+
     args.out.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, args.out / "model.joblib", compress=3)
+    joblib.dump(model, args.out / offline.MODEL_FILE, compress=3)
     card = {
         "name": "sentiment-offline",
-        "task": "financial news sentiment: bearish / bullish / neutral, with class probabilities",
+        "task": "3-class financial news sentiment (bearish / bullish / neutral) with class probabilities",
+        "model": "normalise (strip URLs, $TICKERs, @handles, '#'; numbers -> 0; movement verbs -> rise/fall) "
+                 "-> TF-IDF word 1-2-grams + char_wb 2-5-grams -> class-balanced multinomial logistic regression",
         "data": {
-            "source": "Twitter Financial News Sentiment (zeroshot/twitter-financial-news-sentiment), MIT",
-            "train_rows": len(y_train), "valid_rows": len(y_valid),
-            "labels": {"0": "bearish", "1": "bullish", "2": "neutral"},
+            "source": "https://huggingface.co/datasets/zeroshot/twitter-financial-news-sentiment",
+            "licence": "MIT",
+            "credit": CREDIT,
+            "train_file": train.name,
+            "train_rows": len(x_train),
+            "valid_rows": len(x_valid),
             "train_sha256": hashlib.sha256(train.read_bytes()).hexdigest(),
-            "evaluation_only": "Financial PhraseBank AllAgree: see benchmarks/scorer_phrasebank.py; never trained on",
+            "label_mapping": {str(i): name for i, name in enumerate(offline.LABELS)},
+            "not_used": "Financial PhraseBank is evaluation only (benchmarks/scorer_phrasebank.py)",
         },
-        "model": "TF-IDF word 1-2 grams + char_wb 2-5 grams (URLs, cashtags, handles removed; numbers folded) "
-                 "-> multinomial logistic regression",
-        "params": {k: list(v) if isinstance(v, tuple) else v for k, v in PARAMS.items()},
+        "params": {k: list(v) if isinstance(v, tuple) else v for k, v in offline.PARAMS.items()},
         "conviction": "round(100 * probability of the predicted class)",
-        "metrics": metrics,
-        "versions": {"scikit-learn": sklearn.__version__, "numpy": numpy.__version__, "joblib": joblib.__version__,
-                     "python": sys.version.split()[0]},
+        "metrics": {"tfns_valid": metrics},
+        "train_seconds": round(train_seconds, 1),
+        "libraries": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+                      "numpy": numpy.__version__, "scipy": scipy.__version__, "joblib": joblib.__version__},
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    (args.out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
-    print(json.dumps(metrics))
+    (args.out / offline.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    size = (args.out / offline.MODEL_FILE).stat().st_size
+    print(f"wrote {args.out / offline.MODEL_FILE} ({size / 1e6:.2f} MB) and {offline.CARD_FILE}", file=sys.stderr)
+    print(json.dumps({"tfns_valid": metrics, "train_seconds": card["train_seconds"]}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,18 @@
-"""The offline scorer: labels, per-symbol scores, conviction range, and the rebuild path."""
+"""The offline scorer: labels on clear headlines, per-symbol scores, conviction range, the shipped
+model's TFNS-validation accuracy, and the in-memory rebuild when the shipped model is unusable."""
 
+from __future__ import annotations
+
+import json
+import logging
+import shutil
 from datetime import datetime, timezone
 
+import numpy as np
 import pytest
 
 from tests.conftest import SHARED
+from tokenomics.adapters.scorers import offline
 from tokenomics.adapters.scorers.offline import OfflineScorer, load_tfns, normalise
 from tokenomics.core.models import Article
 
@@ -12,46 +20,79 @@ NOW = datetime(2026, 1, 5, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
-def scorer():
+def scorer() -> OfflineScorer:
     return OfflineScorer()
 
 
-def art(headline, symbols=("AAPL",), aid="a1"):
-    return Article(id=aid, headline=headline, symbols=tuple(symbols), created_at=NOW)
+def art(headline: str, symbols: tuple[str, ...] = ("ACME",), aid: str = "a1") -> Article:
+    return Article(id=aid, headline=headline, symbols=symbols, created_at=NOW)
 
 
 @pytest.mark.parametrize("headline,label", [
-    ("Apple shares surge to record high after blowout earnings beat and raised guidance", "bullish"),
-    ("Tesla stock plunges after deliveries miss estimates and company cuts outlook", "bearish"),
-    ("Analysts downgrade Nvidia, shares tumble", "bearish"),
-    ("Amazon upgraded to buy at Goldman, stock jumps", "bullish"),
+    ("Acme shares surge to a record high after an earnings beat and raised guidance", "bullish"),
+    ("Acme upgraded to buy at a major broker, stock jumps", "bullish"),
+    ("Acme reports record profit and doubles its dividend", "bullish"),
+    ("Acme stock plunges after deliveries miss estimates and the company cuts its outlook", "bearish"),
+    ("Analysts downgrade Acme to sell, shares tumble", "bearish"),
+    ("Acme cut its full-year outlook, citing weak demand", "bearish"),
+    ("Acme will hold its annual general meeting on 5 May", "neutral"),
 ])
-def test_clear_headlines_get_the_right_label(scorer, headline, label):
-    [s] = scorer.score([art(headline)])
-    assert s.sentiment == label and s.conviction > 50
+def test_clear_headlines_get_the_right_label(scorer: OfflineScorer, headline: str, label: str) -> None:
+    [score] = scorer.score([art(headline)])
+    assert score.sentiment == label
+    assert score.conviction > 50
+    assert score.reason.startswith(f"offline model: p({label})=")
 
 
-def test_one_score_per_symbol_and_none_without_symbols(scorer):
-    scores = scorer.score([art("Stocks rally as inflation cools", ("AAPL", "MSFT"), "x"), art("Markets", (), "y")])
+def test_one_score_per_symbol_and_none_without_symbols(scorer: OfflineScorer) -> None:
+    scores = scorer.score([art("Stocks rally as inflation cools", ("AAPL", "MSFT"), "x"),
+                           art("Stocks rally as inflation cools", (), "y")])
     assert [(s.article_id, s.symbol) for s in scores] == [("x", "AAPL"), ("x", "MSFT")]
-    assert scores[0].sentiment == scores[1].sentiment and scores[0].scorer == "offline"
-    assert all(0 <= s.conviction <= 100 for s in scores)
+    assert scores[0].sentiment == scores[1].sentiment and scores[0].conviction == scores[1].conviction
+    assert {s.scorer for s in scores} == {"offline"}
+    assert scorer.score([]) == []
 
 
-def test_normalise_strips_tweet_artefacts():
-    assert normalise("$AAPL up 5.2% https://t.co/x @trader") == "up 0%"
+def test_probabilities_and_conviction_range(scorer: OfflineScorer) -> None:
+    texts, _ = load_tfns()
+    proba = scorer.predict_proba(texts[:300])
+    assert proba.shape == (300, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    scores = scorer.score([art(t, ("X",), str(i)) for i, t in enumerate(texts[:300])])
+    assert len(scores) == 300
+    assert all(0 <= s.conviction <= 100 and s.sentiment in offline.LABELS for s in scores)
+    assert scorer.predict_proba([]).shape == (0, 3)
 
 
-def test_shipped_model_on_tfns_validation(scorer):
+def test_normalise_strips_tweet_artefacts() -> None:
+    assert normalise("$AAPL Revenue Jumps 5.2% https://t.co/x via @trader #stocks") == "revenue rise 0% via stocks"
+    assert normalise("Sales decreased 9%") == "sales fall 0%"
+
+
+def test_shipped_model_on_tfns_validation(scorer: OfflineScorer) -> None:
     path = SHARED / "data" / "tfns" / "sent_valid.csv"
     if not path.exists():
         pytest.skip("../shared/data/tfns not present")
     texts, labels = load_tfns(path)
-    pred = scorer.predict_proba(texts).argmax(axis=1)
-    assert (pred == labels).mean() > 0.8
+    accuracy = (scorer.predict_proba(texts).argmax(axis=1) == labels).mean()
+    assert accuracy >= 0.82  # the model card records 0.84
 
 
-def test_rebuilds_from_vendored_data_when_the_model_is_missing(tmp_path, scorer):
-    rebuilt = OfflineScorer(tmp_path)  # no model.joblib there
-    texts = ["Company cuts dividend and warns on profit", "Shares soar on record revenue"]
-    assert (rebuilt.predict_proba(texts).argmax(axis=1) == scorer.predict_proba(texts).argmax(axis=1)).all()
+def test_version_mismatch_is_refused(tmp_path) -> None:
+    shutil.copy(offline.MODEL_DIR / offline.MODEL_FILE, tmp_path)
+    card = json.loads((offline.MODEL_DIR / offline.CARD_FILE).read_text())
+    card["libraries"]["scikit-learn"] = "0.0.1"
+    (tmp_path / offline.CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(RuntimeError, match="scikit-learn 0.0.1"):
+        offline._load_shipped(tmp_path)
+
+
+def test_rebuilds_from_vendored_csv_when_the_model_is_missing(tmp_path, monkeypatch, caplog) -> None:
+    vendored = load_tfns()  # the real vendored CSV; every 3rd row keeps the fit quick
+    monkeypatch.setattr(offline, "load_tfns", lambda path=None: (vendored[0][::3], vendored[1][::3]))
+    rebuilt = OfflineScorer(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="tokenomics"):
+        [score] = rebuilt.score([art("Acme shares surge to a record high after an earnings beat")])
+    assert "rebuilding from the vendored TFNS data" in caplog.text
+    assert score.sentiment == "bullish"
+    assert rebuilt.predict_proba(["Acme cuts its outlook"]).shape == (1, 3)

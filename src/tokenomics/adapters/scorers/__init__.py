@@ -1,1 +1,1 @@
-"""Scorers: turn articles into per-symbol sentiment and a 0-100 conviction."""
+"""Sentiment scorers: turn articles into per-symbol scores."""

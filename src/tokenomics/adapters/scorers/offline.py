@@ -1,9 +1,11 @@
-"""The offline scorer: a scikit-learn text model trained on Twitter Financial News Sentiment
-(TFNS, MIT licence; zeroshot/twitter-financial-news-sentiment). No keys, no network.
+"""The offline sentiment scorer: a scikit-learn text model, no network, no keys.
 
-The shipped model lives in trained_models/sentiment-offline/ (model.joblib + model_card.json)
-and is rebuilt by scripts/train_scorer.py. If it cannot be loaded (missing, or pickled by another
-scikit-learn version), the same pipeline is fitted in memory from the vendored training CSV.
+Trained on Twitter Financial News Sentiment (TFNS, MIT licence). Tweets are normalised before
+featurisation (URLs, $TICKERs, @handles and hashtag signs stripped, numbers collapsed to 0, verbs
+of movement mapped to "rise"/"fall") so that tweet artefacts don't dominate and the model carries
+over to formal news sentences. Features: TF-IDF word 1-2-grams plus char_wb 2-5-grams; classifier:
+class-balanced multinomial logistic regression. `build_pipeline`/`fit` are the single definition
+of the model, shared with scripts/train_scorer.py and the in-memory rebuild fallback.
 """
 
 from __future__ import annotations
@@ -19,101 +21,148 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenomics.core.models import SENTIMENTS, Article, Score
+from tokenomics.core.models import SENTIMENTS, Article, Score, Sentiment
 
 log = logging.getLogger("tokenomics")
-DEFAULT_DIR = Path(__file__).resolve().parents[4] / "trained_models" / "sentiment-offline"
-PARAMS = {"word_ngrams": (1, 2), "char_ngrams": (2, 5), "char_min_df": 2, "C": 10.0, "max_iter": 2000}
-LABELS = ("bearish", "bullish", "neutral")  # TFNS label ids 0, 1, 2
-assert LABELS == SENTIMENTS
+
+MODEL_DIR = Path(__file__).resolve().parents[4] / "trained_models" / "sentiment-offline"
+MODEL_FILE = "model.joblib"
+CARD_FILE = "model_card.json"
+LABELS: tuple[Sentiment, ...] = SENTIMENTS  # TFNS label id -> sentiment: 0 bearish, 1 bullish, 2 neutral
+PARAMS = {
+    "word_ngram_range": (1, 2), "word_min_df": 2,
+    "char_wb_ngram_range": (2, 5), "char_min_df": 3,
+    "sublinear_tf": True, "C": 3.0, "class_weight": "balanced", "solver": "newton-cg", "max_iter": 1000,
+    "random_state": 0,
+}
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _CASHTAG = re.compile(r"\$[A-Za-z][A-Za-z.]{0,6}\b")
 _HANDLE = re.compile(r"@\w+")
+_HASH = re.compile(r"#(\w+)")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_SPACE = re.compile(r"\s+")
+_RISE = re.compile(
+    r"\b(?:increas(?:e|es|ed|ing)|ris(?:e|es|ing|en)|rose|grow(?:s|ing|n)?|grew|gain(?:s|ed|ing)?"
+    r"|climb(?:s|ed|ing)?|jump(?:s|ed|ing)?|soar(?:s|ed|ing)?|surg(?:e|es|ed|ing)|advanc(?:e|es|ed|ing)"
+    r"|improv(?:e|es|ed|ing)|expand(?:s|ed|ing)?|doubl(?:e|es|ed|ing)|tripl(?:e|es|ed|ing)"
+    r"|rall(?:y|ies|ied|ying)|rebound(?:s|ed|ing)?|boost(?:s|ed|ing)?|spik(?:e|es|ed|ing)"
+    r"|skyrocket(?:s|ed|ing)?|strengthen(?:s|ed|ing)?)\b"
+)
+_FALL = re.compile(
+    r"\b(?:decreas(?:e|es|ed|ing)|declin(?:e|es|ed|ing)|fall(?:s|ing|en)?|fell|drop(?:s|ped|ping)?"
+    r"|slid(?:e|es|ing)?|slip(?:s|ped|ping)?|plung(?:e|es|ed|ing)|tumbl(?:e|es|ed|ing)|sink(?:s|ing)?"
+    r"|sank|sunk|slump(?:s|ed|ing)?|shrink(?:s|ing)?|shrank|shrunk|deteriorat(?:e|es|ed|ing)"
+    r"|weaken(?:s|ed|ing)?|plummet(?:s|ed|ing)?|crash(?:es|ed|ing)?|dip(?:s|ped|ping)?|erod(?:e|es|ed|ing))\b"
+)
 
 
 def normalise(text: str) -> str:
-    """Strip tweet artefacts (URLs, cashtags, handles) and fold numbers, so the model learns words."""
-    text = _HANDLE.sub(" ", _CASHTAG.sub(" ", _URL.sub(" ", text)))
-    return re.sub(r"\s+", " ", _NUMBER.sub("0", text)).strip().lower()
+    """Lower-cased text without tweet artefacts, numbers as 0, movement verbs as rise/fall."""
+    text = _HASH.sub(r"\1", _HANDLE.sub(" ", _CASHTAG.sub(" ", _URL.sub(" ", text))))
+    text = _NUMBER.sub("0", text).lower()
+    text = _FALL.sub("fall", _RISE.sub("rise", text))
+    return _SPACE.sub(" ", text).strip()
+
+
+def normalise_all(texts: Sequence[str]) -> list[str]:
+    return [normalise(t) for t in texts]
 
 
 def build_pipeline():
+    """The unfitted model: normalise -> word + char_wb TF-IDF -> balanced logistic regression."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.preprocessing import FunctionTransformer
 
+    p = PARAMS
     return Pipeline([
+        ("normalise", FunctionTransformer(normalise_all)),
         ("features", FeatureUnion([
-            ("words", TfidfVectorizer(preprocessor=normalise, ngram_range=PARAMS["word_ngrams"], sublinear_tf=True)),
-            ("chars", TfidfVectorizer(preprocessor=normalise, analyzer="char_wb", ngram_range=PARAMS["char_ngrams"],
-                                      min_df=PARAMS["char_min_df"], sublinear_tf=True)),
+            ("word", TfidfVectorizer(lowercase=False, ngram_range=p["word_ngram_range"],
+                                     min_df=p["word_min_df"], sublinear_tf=p["sublinear_tf"])),
+            ("char", TfidfVectorizer(lowercase=False, analyzer="char_wb", ngram_range=p["char_wb_ngram_range"],
+                                     min_df=p["char_min_df"], sublinear_tf=p["sublinear_tf"])),
         ])),
-        ("model", LogisticRegression(C=PARAMS["C"], max_iter=PARAMS["max_iter"])),
+        ("clf", LogisticRegression(C=p["C"], class_weight=p["class_weight"], solver=p["solver"],
+                                   max_iter=p["max_iter"], random_state=p["random_state"])),
     ])
 
 
+def fit(texts: Sequence[str], labels: Sequence[int]):
+    """A fitted pipeline; labels are TFNS ids (0 bearish, 1 bullish, 2 neutral).
+
+    BLAS is held to one thread: faster on this small sparse problem and bit-for-bit repeatable.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return build_pipeline().fit(list(texts), np.asarray(labels))
+
+
+def vendored_train_csv() -> Path:
+    """The TFNS training split shipped inside the package (src/tokenomics/data/tfns_train.csv)."""
+    return Path(str(resources.files("tokenomics.data").joinpath("tfns_train.csv")))
+
+
 def load_tfns(path: Path | None = None) -> tuple[list[str], np.ndarray]:
-    """TFNS rows (text, label id); the vendored training split by default."""
-    fh = open(path, encoding="utf-8") if path else \
-        resources.files("tokenomics.data").joinpath("tfns_train.csv").open(encoding="utf-8")
-    with fh:
+    """(texts, labels) from a TFNS csv with columns text,label; default: the vendored train split."""
+    with open(path or vendored_train_csv(), encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     return [r["text"] for r in rows], np.array([int(r["label"]) for r in rows])
 
 
-def fit(path: Path | None = None):
-    texts, labels = load_tfns(path)
-    return build_pipeline().fit(texts, labels)
+def _load_shipped(model_dir: Path):
+    import joblib
+    import sklearn
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    card = model_dir / CARD_FILE
+    if card.exists():
+        trained_with = json.loads(card.read_text(encoding="utf-8")).get("libraries", {}).get("scikit-learn")
+        if trained_with != sklearn.__version__:
+            raise RuntimeError(f"trained with scikit-learn {trained_with}, installed {sklearn.__version__}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InconsistentVersionWarning)
+        return joblib.load(model_dir / MODEL_FILE)
 
 
 class OfflineScorer:
+    """Scores articles with the shipped model; rebuilds it in memory if it can't be loaded."""
+
     name = "offline"
 
     def __init__(self, model_dir: Path | None = None):
-        self.model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
-        self._pipeline = None
+        self.model_dir = Path(model_dir) if model_dir else MODEL_DIR
+        self._model = None
 
     @property
-    def pipeline(self):
-        if self._pipeline is None:
-            self._pipeline = self._load()
-        return self._pipeline
-
-    def _load(self):
-        import joblib
-        import sklearn
-
-        path, card = self.model_dir / "model.joblib", self.model_dir / "model_card.json"
-        reason = f"{path} not found"
-        if path.exists():
-            trained_with = json.loads(card.read_text()).get("versions", {}).get("scikit-learn") if card.exists() else None
-            if trained_with in (None, sklearn.__version__):
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("error", getattr(sklearn.exceptions, "InconsistentVersionWarning", Warning))
-                        return joblib.load(path)
-                except Exception as exc:  # unreadable or incompatible pickle: rebuild below
-                    reason = f"{path} could not be loaded ({exc})"
-            else:
-                reason = f"{path} was trained with scikit-learn {trained_with}, this is {sklearn.__version__}"
-        log.warning("offline scorer: %s; fitting the model from the vendored TFNS data", reason)
-        return fit()
+    def model(self):
+        if self._model is None:
+            try:
+                self._model = _load_shipped(self.model_dir)
+            except Exception as exc:  # missing, corrupt or version-mismatched: all mean "rebuild"
+                log.warning("offline model in %s unusable (%s); rebuilding from the vendored TFNS data",
+                            self.model_dir, exc)
+                self._model = fit(*load_tfns())
+        return self._model
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities, columns in LABELS order (bearish, bullish, neutral)."""
-        return self.pipeline.predict_proba(list(texts))
+        """(n, 3) probabilities, columns bearish, bullish, neutral."""
+        if not texts:
+            return np.empty((0, len(LABELS)))
+        return self.model.predict_proba(list(texts))
 
     def score(self, articles: Sequence[Article]) -> list[Score]:
-        articles = [a for a in articles if a.symbols]
-        if not articles:
-            return []
-        proba = self.predict_proba([a.text for a in articles])
-        out = []
-        for a, p in zip(articles, proba, strict=True):
-            k = int(np.argmax(p))
-            conviction = min(max(int(round(100 * float(p[k]))), 0), 100)
-            reason = f"offline model: p({LABELS[k]})={p[k]:.2f}"
-            out.extend(Score(a.id, s, LABELS[k], conviction, reason, self.name) for s in a.symbols)
-        return out
+        """One Score per symbol of each article, all texts predicted in one batch."""
+        todo = [a for a in articles if a.symbols]
+        scores: list[Score] = []
+        for article, proba in zip(todo, self.predict_proba([a.text for a in todo])):
+            k = int(np.argmax(proba))
+            sentiment = LABELS[k]
+            conviction = min(100, max(0, int(round(100 * float(proba[k])))))
+            reason = f"offline model: p({sentiment})={proba[k]:.2f}"
+            scores.extend(Score(article.id, symbol, sentiment, conviction, reason, self.name)
+                          for symbol in dict.fromkeys(article.symbols))
+        return scores
