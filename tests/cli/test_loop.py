@@ -95,7 +95,7 @@ def test_run_once_twice_advances_and_never_duplicates(cli):
     assert runs == 3
 
 
-def wait_for_ticks(cli, n: int, timeout: float = 180) -> None:
+def wait_for_ticks(cli, n: int, timeout: float = 300) -> None:
     """Wait until the loop has committed n trade steps (start-up loads the model and calendar)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -128,7 +128,7 @@ def test_sigterm_finishes_the_step_and_exits_0(cli):
 def test_sigkill_loses_nothing_committed(cli):
     proc = subprocess.Popen([sys.executable, "-m", "tokenomics.cli", "run", "--loop", "--interval", "0"],
                             cwd=cli.cwd, env=cli.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_ticks(cli, 30)
+    wait_for_ticks(cli, 10)
     proc.kill()
     proc.wait()
     con = sqlite3.connect(cli.cwd / "store.db")
