@@ -356,8 +356,8 @@ def collect(rep: ReplayRuntime, start_equity: float) -> dict:
 def check_strategy(strategy: str) -> None:
     if strategy == "model":
         raise UsageProblem(
-            "strategy 'model' needs a trained price model and `signal --source model` (the market-data and "
-            "machine-learning work), which this build does not include: no model to backtest",
+            "strategy 'model' is not available in backtests yet: the replay does not run model predictions "
+            "(`signal --source model` works on the live store)",
             hint="use --strategy sentiment or --strategy sma")
     if strategy not in STRATEGIES:
         raise UsageProblem(f"--strategy must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
