@@ -37,3 +37,17 @@ class CLI:
 @pytest.fixture
 def cli(tmp_path: Path) -> CLI:
     return CLI(tmp_path)
+
+
+@pytest.fixture
+def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An in-process Runtime on a fresh store in a temp working directory, free of TOKENOMICS_* variables."""
+    from tokenomics.runtime import Options, Runtime
+
+    monkeypatch.chdir(tmp_path)
+    for k in list(os.environ):
+        if k.startswith("TOKENOMICS_"):
+            monkeypatch.delenv(k)
+    r = Runtime(Options(db=tmp_path / "t.db"))
+    yield r
+    r.close()

@@ -8,21 +8,9 @@ import pytest
 
 from tokenomics import engine, reports
 from tokenomics.core.errors import UsageProblem
-from tokenomics.runtime import Options, Runtime
 from tokenomics.store import iso
 
 HEADLINE = "$BTC: ETF inflows hit a record as institutions pile in"
-
-
-@pytest.fixture
-def rt(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for k in list(__import__("os").environ):
-        if k.startswith("TOKENOMICS_"):
-            monkeypatch.delenv(k)
-    r = Runtime(Options(db=tmp_path / "t.db"))
-    yield r
-    r.close()
 
 
 def traded_round_trip(rt):

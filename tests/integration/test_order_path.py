@@ -11,17 +11,6 @@ from tokenomics.runtime import Options, Runtime
 from tokenomics.store import LockBusy, iso
 
 
-@pytest.fixture
-def rt(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for k in list(__import__("os").environ):
-        if k.startswith("TOKENOMICS_"):
-            monkeypatch.delenv(k)
-    r = Runtime(Options(db=tmp_path / "t.db"))
-    yield r
-    r.close()
-
-
 def sized_signal(rt, symbol="BTC/USD", notional=750.0, sid="sentiment:test:BTC/USD"):
     now = iso(rt.now())
     with rt.store.tx():

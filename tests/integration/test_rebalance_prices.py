@@ -5,19 +5,7 @@ from datetime import timedelta
 import pytest
 
 from tokenomics import rebalancer
-from tokenomics.runtime import Options, Runtime
 from tokenomics.store import iso
-
-
-@pytest.fixture
-def rt(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for k in list(__import__("os").environ):
-        if k.startswith("TOKENOMICS_"):
-            monkeypatch.delenv(k)
-    r = Runtime(Options(db=tmp_path / "t.db"))
-    yield r
-    r.close()
 
 
 def store_bars(rt, symbol, closes, source="csv", timeframe="1d", end_offset_days=0):

@@ -7,19 +7,7 @@ import pytest
 
 from tokenomics import engine, reports
 from tokenomics.core import risk
-from tokenomics.runtime import Options, Runtime
 from tokenomics.store import iso
-
-
-@pytest.fixture
-def rt(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for k in list(__import__("os").environ):
-        if k.startswith("TOKENOMICS_"):
-            monkeypatch.delenv(k)
-    r = Runtime(Options(db=tmp_path / "t.db"))
-    yield r
-    r.close()
 
 
 def equity_point(rt, ts, value):

@@ -5,19 +5,7 @@ import json
 import pytest
 
 from tokenomics import engine
-from tokenomics.runtime import Options, Runtime
 from tokenomics.store import iso
-
-
-@pytest.fixture
-def rt(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for k in list(__import__("os").environ):
-        if k.startswith("TOKENOMICS_"):
-            monkeypatch.delenv(k)
-    r = Runtime(Options(db=tmp_path / "t.db"))
-    yield r
-    r.close()
 
 
 def new_signal(rt, symbol, strength=0.9, sid=None):
