@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-
 from tokenomics import rebalancer
 from tokenomics.store import iso
 

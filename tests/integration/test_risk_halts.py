@@ -3,7 +3,6 @@ a stop-out cools the symbol down. Each rejects new entries naming its rule."""
 
 from datetime import timedelta
 
-
 from tokenomics import engine, reports
 from tokenomics.core import risk
 from tokenomics.store import iso
