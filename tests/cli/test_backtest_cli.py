@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 
 import pytest
@@ -56,15 +55,6 @@ def test_bad_usage_exits_2(cli) -> None:
             replay.check_strategy(strategy)
 
 
-def has_offline_scorer() -> bool:
-    try:
-        return importlib.util.find_spec("tokenomics.adapters.scorers.offline") is not None
-    except ModuleNotFoundError:
-        return False
-
-
-@pytest.mark.skipif(not has_offline_scorer(),
-                    reason="the offline scorer is not in this build yet")
 def test_sentiment_backtest_runs_offline_and_reuses_its_scores(cli) -> None:
     first = cli.json("backtest", "--strategy", "sentiment", "--steps", "24")
     assert METRICS <= set(first["metrics"]) and first["scored"] > 0
