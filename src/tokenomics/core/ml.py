@@ -7,9 +7,9 @@ k-fold) an embargo of bars after each test block is dropped too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from tokenomics.core.signals import SignalDecision, book_check
 
 
 def forward_returns(close: np.ndarray, horizon: int) -> np.ndarray:
@@ -73,25 +73,12 @@ def trade_predictions(enter: np.ndarray, fwd: np.ndarray, horizon: int, cost_rat
     return total - 1.0, trades
 
 
-@dataclass(frozen=True)
-class ModelDecision:
-    status: str  # "new" or "skipped"
-    reason: str
-
-
 def decide_model_entry(*, probability: float, min_probability: float, held: bool, pending: bool,
-                       open_slots: int, tradable: bool, stale: bool) -> ModelDecision:
+                       open_slots: int, tradable: bool, stale: bool) -> SignalDecision:
     """The model's view of one symbol's latest bar: a long entry, or why not. First rule wins."""
     if probability < min_probability:
-        return ModelDecision("skipped", f"probability {probability:.3f} below min_probability {min_probability}")
+        return SignalDecision("skipped", f"probability {probability:.3f} below min_probability {min_probability}")
     if stale:
-        return ModelDecision("skipped", "latest bar older than ml.max_bar_age_bars")
-    if not tradable:
-        return ModelDecision("skipped", "market closed for this symbol")
-    if held:
-        return ModelDecision("skipped", "already holding the symbol")
-    if pending:
-        return ModelDecision("skipped", "an entry for the symbol is already pending")
-    if open_slots <= 0:
-        return ModelDecision("skipped", "capacity: max_open_positions reached")
-    return ModelDecision("new", f"probability {probability:.3f} >= {min_probability}")
+        return SignalDecision("skipped", "latest bar older than ml.max_bar_age_bars")
+    return book_check(held=held, pending=pending, open_slots=open_slots, tradable=tradable) or \
+        SignalDecision("new", f"probability {probability:.3f} >= {min_probability}")

@@ -32,6 +32,12 @@ def decide_entry(
         return SignalDecision("skipped", f"conviction {conviction} below min_conviction {min_conviction}")
     if stale:
         return SignalDecision("skipped", "article older than signals.max_age_minutes")
+    return book_check(held=held, pending=pending, open_slots=open_slots, tradable=tradable) or \
+        SignalDecision("new", f"bullish, conviction {conviction} >= {min_conviction}")
+
+
+def book_check(*, held: bool, pending: bool, open_slots: int, tradable: bool) -> SignalDecision | None:
+    """The checks every entry source shares: market open, not held, not pending, a free slot."""
     if not tradable:
         return SignalDecision("skipped", "market closed for this symbol")
     if held:
@@ -40,4 +46,4 @@ def decide_entry(
         return SignalDecision("skipped", "an entry for the symbol is already pending")
     if open_slots <= 0:
         return SignalDecision("skipped", "capacity: max_open_positions reached")
-    return SignalDecision("new", f"bullish, conviction {conviction} >= {min_conviction}")
+    return None
