@@ -15,7 +15,7 @@ from typing import Any, Iterator
 from tokenomics.core.bars import find_gaps, timeframe_seconds
 from tokenomics.core.errors import UsageProblem
 from tokenomics.logs import app_log
-from tokenomics.store import Store, parse_ts
+from tokenomics.store import Store, iso, parse_ts
 
 SOURCES = ("sim", "file", "ccxt")
 
@@ -94,6 +94,38 @@ def fetch_sim(rt, symbols: Iterable[str]) -> list[dict]:
             advance(b - a + 1)
     return [_summary(rt.store, "sim", sym, tf, stats[sym]["fetched"], stats[sym]["new"], stats[sym]["first_new"])
             for sym in symbols]
+
+
+def ensure_sim_bars(rt, first: int, last: int) -> int:
+    """Store the sim market's bars of steps [first, last] (natural keys: nothing is stored twice)."""
+    tf = f"{rt.settings.sim.step_minutes}m"
+    first = max(first, 1)
+    have = rt.store.scalar(
+        "SELECT COUNT(DISTINCT ts) FROM bars WHERE source = 'sim' AND timeframe = ? AND ts >= ? AND ts <= ?",
+        [tf, iso(rt.world.time_of(first - 1)), iso(rt.world.time_of(last - 1))])
+    if have and have >= last - first + 1:
+        return 0
+    rows = rt.world.bars(first, last)
+    for r in rows:
+        r["ts"] = iso(parse_ts(r["ts"]))
+    with rt.store.tx():
+        return rt.store.insert_ignore("bars", rows)
+
+
+def sim_steps_for(bars_needed: int) -> int:
+    """Sim steps that hold at least `bars_needed` bars of every symbol: equities trade 6.5 of every
+    24 hours on 5 days of 7 (about 5.2 steps per bar at any step length); 6 leaves room for holidays."""
+    return 6 * bars_needed
+
+
+def sync_sim_bars(rt, lookback: int) -> int:
+    """Store the sim bars closed by now that the store lacks, back to `lookback` steps ago (a pure
+    function of the clock: nothing from the future). Cheap when called every tick."""
+    step = rt.sim_step()
+    last = rt.store.scalar("SELECT MAX(ts) FROM bars WHERE source = 'sim' AND timeframe = ?",
+                           [f"{rt.settings.sim.step_minutes}m"])
+    first = max(step - lookback, rt.world.step_at(parse_ts(last)) + 2 if last else 1)
+    return ensure_sim_bars(rt, first, step) if first <= step else 0
 
 
 def fetch_file(rt, path: Path, symbol: str | None, timeframe: str) -> list[dict]:

@@ -230,6 +230,9 @@ class Model:
         self.name = self.card["name"]
         self.features: list[str] = self.card["features"]
         self.pipe = joblib.load(path / PIPELINE)
+        for _, step in getattr(self.pipe, "steps", []):  # one row at a time: worker threads only cost time
+            if getattr(step, "n_jobs", None) not in (None, 1):
+                step.n_jobs = 1
 
     def check_features(self, features: list[str]) -> None:
         """Refuse to predict on a feature set other than the one the model was trained on."""
@@ -241,15 +244,33 @@ class Model:
                 f"({len(features)} features, definitions v{F.FEATURE_VERSION})",
                 hint=f"retrain it: tokenomics train --name {self.name} --force")
 
-    def predict_latest(self, bars_df) -> tuple[datetime, float]:
-        """P(up) for the newest bar of one symbol's bars."""
+    def latest_features(self, bars_df) -> tuple[datetime, np.ndarray]:
+        """(open time, feature row) of the newest bar of one symbol's bars."""
         df = frame_features(bars_df, self.features)
         self.check_features([c for c in df.columns if c not in ("ts", "close")])
         last = df.tail(1)
-        x = last.select(self.features).to_numpy().astype(float)
+        x = last.select(self.features).to_numpy().astype(float)[0]
         if np.isnan(x).any():
             raise UsageProblem(f"not enough bars to compute the features of model {self.name!r}")
-        return last["ts"][0], float(positive_proba(self.pipe, x)[0])
+        return last["ts"][0], x
+
+    def predict_latest(self, bars_df) -> tuple[datetime, float]:
+        """P(up) for the newest bar of one symbol's bars."""
+        ts, x = self.latest_features(bars_df)
+        return ts, float(positive_proba(self.pipe, x[None, :])[0])
+
+
+LOOKBACK_BARS = F.WARMUP + 200  # closed bars read per symbol to compute the newest bar's features
+_LOADED: dict[tuple[str, int], Model] = {}
+
+
+def load_model(path: Path) -> Model:
+    """A model, loaded once per process and again only when its pipeline file changes (a loop or a
+    backtest predicts every tick)."""
+    key = (str(path), (path / PIPELINE).stat().st_mtime_ns)
+    if key not in _LOADED:
+        _LOADED[key] = Model(path)
+    return _LOADED[key]
 
 
 def model_signals(rt, name: str) -> dict[str, Any]:
@@ -258,11 +279,13 @@ def model_signals(rt, name: str) -> dict[str, Any]:
 
     s = rt.settings
     st = rt.store
-    model = Model(model_path(s.ml.models_dir, name))
+    model = load_model(model_path(s.ml.models_dir, name))
     card = model.card
     source, tf = card["source"], card["timeframe"]
     tf_s = timeframe_seconds(tf)
     now = rt.now()
+    if source == "sim" and rt.mode == "sim" and tf == f"{s.sim.step_minutes}m":
+        bars_mod.sync_sim_bars(rt, bars_mod.sim_steps_for(LOOKBACK_BARS))  # closed bars up to now
     symbols = [sym for sym in bars_mod.stored_symbols(st, source, tf) if sym in s.universe.symbols]
     held = {p["symbol"] for p in st.positions()}
     pending = {r["symbol"] for r in st.all(
@@ -270,12 +293,14 @@ def model_signals(rt, name: str) -> dict[str, Any]:
         "UNION SELECT symbol FROM orders WHERE intent = 'entry' AND status NOT IN "
         "('filled', 'rejected', 'canceled', 'expired')")}
     made, skipped, rows = [], 0, []
-    need = F.WARMUP + 200
+    latest = []  # (symbol, bar open time, features) of the symbols with enough closed bars
     for sym in symbols:
-        df = bars_mod.load_frame(st, source, sym, tf, until=now - timedelta(seconds=tf_s), limit=need)
-        if df.height < F.WARMUP + 35:
-            continue
-        bar_ts, p = model.predict_latest(df)
+        df = bars_mod.load_frame(st, source, sym, tf, until=now - timedelta(seconds=tf_s), limit=LOOKBACK_BARS)
+        if df.height >= F.WARMUP + 35:
+            latest.append((sym, *model.latest_features(df)))
+    probas = positive_proba(model.pipe, np.vstack([x for *_, x in latest])) if latest else []
+    for (sym, bar_ts, _), p in zip(latest, probas):
+        p = float(p)
         bar_close = bar_ts + timedelta(seconds=tf_s)
         stale = now - bar_close > timedelta(seconds=tf_s * s.ml.max_bar_age_bars)
         d = core.decide_model_entry(

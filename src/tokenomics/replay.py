@@ -1,7 +1,8 @@
 """Backtests over the store's history, through the very code that trades.
 
 The sentiment strategy replays history tick by tick with `run`'s own tick function (fetch-news ->
-score -> signal -> size -> trade -> check-exits) on a Runtime whose store is a fresh temporary
+score -> signal -> size -> trade -> check-exits), the model strategy with `run --strategy model`'s
+steps (model signals on the bars closed by now -> size -> trade -> check-exits), on a Runtime whose store is a fresh temporary
 SQLite file and whose sim clock starts at the backtest's first step. What differs from live is
 only where the outside world comes from:
 
@@ -30,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from tokenomics import bars as bars_mod
 from tokenomics.core import backtest as bt
+from tokenomics.core.bars import timeframe_seconds
 from tokenomics.core.errors import UsageProblem
 from tokenomics.core.models import Article, Score
 from tokenomics.core.money import lot_size
@@ -44,21 +47,6 @@ CACHE_PREFIX = "score:"
 # --- history in the main store ---------------------------------------------------------------
 def timeframe(rt: Runtime) -> str:
     return f"{rt.settings.sim.step_minutes}m"
-
-
-def ensure_sim_bars(rt: Runtime, first: int, last: int) -> int:
-    """Store the sim market's bars of steps [first, last] (natural keys: nothing is stored twice)."""
-    tf = timeframe(rt)
-    have = rt.store.scalar(
-        "SELECT COUNT(DISTINCT ts) FROM bars WHERE source = 'sim' AND timeframe = ? AND ts >= ? AND ts <= ?",
-        [tf, iso(rt.world.time_of(max(first, 1) - 1)), iso(rt.world.time_of(last - 1))])
-    if have and have >= last - max(first, 1) + 1:
-        return 0
-    rows = rt.world.bars(first, last)
-    for r in rows:
-        r["ts"] = iso(parse_ts(r["ts"]))
-    with rt.store.tx():
-        return rt.store.insert_ignore("bars", rows)
 
 
 class Bars:
@@ -256,7 +244,7 @@ def run_sma(rt: Runtime, w: Window, params: dict, s: Any) -> dict:
     fast, slow = int(params.get("fast", s.backtest.sma_fast)), int(params.get("slow", s.backtest.sma_slow))
     if fast >= slow:
         raise UsageProblem(f"sma: fast ({fast}) must be shorter than slow ({slow})")
-    ensure_sim_bars(rt, w.first + 1, w.last)
+    bars_mod.ensure_sim_bars(rt, w.first + 1, w.last)
     bars = Bars(rt.store, "sim", timeframe(rt), rt.world.step_delta)
     ts, opens, closes = bars.arrays(symbol, rt.world.time_of(w.first), rt.world.time_of(w.last - 1))
     if len(ts) < slow + 2:
@@ -299,20 +287,42 @@ def apply_overrides(settings: Any, overrides: dict[str, Any]) -> Any:
         raise UsageProblem(f"invalid setting in {sorted(overrides)}: {exc.errors()[0]['msg']}") from None
 
 
-def run_sentiment(rt: Runtime, w: Window, params: dict, settings: Any, scorer: Any | None = None) -> dict:
-    """Replay [first, last] through `run`'s tick on a fresh store; return trades, equity, metrics."""
+def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any, scorer: Any | None = None) -> dict:
+    """Replay [first, last] through `run`'s tick and the strategy's steps on a fresh store; return
+    trades, equity, metrics."""
     import threading
 
     from tokenomics import engine
-    from tokenomics.commands.run import tick
+    from tokenomics.commands.run import steps_for, tick
     from tokenomics.config import LogSettings
     from tokenomics.logs import setup_logging
 
-    if params:
+    from tokenomics import ml
+
+    model = None
+    if strategy == "model":
+        unknown = sorted(set(params) - {"model"})
+        if unknown:
+            raise UsageProblem(f"model: unknown parameter(s) {unknown}; use model or dotted settings keys "
+                               "such as ml.min_probability or exits.stop_loss_pct")
+        model = params.get("model") or settings.ml.model
+        card = ml.load_model(ml.model_path(settings.ml.models_dir, model)).card
+        source, tf = card["source"], card["timeframe"]
+    elif params:
         raise UsageProblem(f"sentiment: unknown parameter(s) {sorted(params)}; use dotted settings keys "
                            "such as sentiment.min_conviction or exits.stop_loss_pct")
-    ensure_sim_bars(rt, w.first + 1, w.last)
-    bars = Bars(rt.store, "sim", timeframe(rt), rt.world.step_delta)
+    else:
+        source, tf = "sim", timeframe(rt)
+    if source == "sim":  # the model's features need bars from before the window
+        warmup = bars_mod.sim_steps_for(ml.LOOKBACK_BARS) if model else 0
+        bars_mod.ensure_sim_bars(rt, w.first + 1 - warmup, w.last)
+    step = timedelta(seconds=timeframe_seconds(tf))
+    bars = Bars(rt.store, source, tf, step)
+    if model and not any(bars.arrays(sym, rt.world.time_of(w.first), rt.world.time_of(w.last))[0]
+                         for sym in settings.universe.symbols):
+        raise UsageProblem(f"model {model!r} predicts on {source} {tf} bars and the store has none of the "
+                           "universe's symbols in the backtest window",
+                           hint=f"tokenomics fetch-bars --source {source} --timeframe {tf}")
     cached = CachedScorer(scorer if scorer is not None else rt.scorer, rt.store)
     shm = Path("/dev/shm")
     with tempfile.TemporaryDirectory(prefix="tokenomics-backtest-", dir=shm if shm.is_dir() else None) as tmp:
@@ -321,16 +331,36 @@ def run_sentiment(rt: Runtime, w: Window, params: dict, settings: Any, scorer: A
         rep = ReplayRuntime(rt, settings, Path(tmp) / "replay.db", bars, cached)
         try:
             rep.start_at(w.first)
+            if model:
+                copy_bars(rt.store, rep.store, source, tf, settings.universe.symbols, ml.LOOKBACK_BARS,
+                          rt.world.time_of(w.first), rt.world.time_of(w.last))
             start_equity = engine.mark_to_market(rep)["equity"]
             stop = threading.Event()
+            steps = steps_for(strategy, model)
             for n in range(1, w.last - w.first + 1):
-                tick(rep, n, stop)
+                tick(rep, n, stop, steps)
             out = collect(rep, start_equity)
         finally:
             rep.close()
             setup_logging(rt.settings.logs.dir, rt.settings.logs.level, rt.opts.verbose)
     out["scored"] = cached.scored
+    if model:
+        out["params"] = {"model": model}
     return out
+
+
+def copy_bars(src: Store, dst: Store, source: str, tf: str, symbols: list[str], warmup: int, t0: datetime,
+              t1: datetime) -> int:
+    """Each symbol's last `warmup` bars before t0 and its bars of [t0, t1], from the main store into
+    the replay store. The model step reads only the bars closed by the replay clock's now
+    (`load_frame(until=...)`), never a later one."""
+    n = 0
+    with dst.tx():
+        for sym in symbols:
+            q = "SELECT * FROM bars WHERE source = ? AND timeframe = ? AND symbol = ? AND ts "
+            n += dst.insert_ignore("bars", src.all(q + "< ? ORDER BY ts DESC LIMIT ?", [source, tf, sym, iso(t0), warmup]))
+            n += dst.insert_ignore("bars", src.all(q + "BETWEEN ? AND ? ORDER BY ts", [source, tf, sym, iso(t0), iso(t1)]))
+    return n
 
 
 def collect(rep: ReplayRuntime, start_equity: float) -> dict:
@@ -345,7 +375,7 @@ def collect(rep: ReplayRuntime, start_equity: float) -> dict:
     metrics = bt.run_metrics(curve, start_equity=start_equity, periods_per_year=periods_per_year(rep),
                              pnls=[t["pnl"] for t in trades], exposure=exposure, traded_notional=traded, fees=fees)
     open_positions = st.positions()
-    decisions = st.all("SELECT id, symbol, side, source, status, status_reason, notional, created_at "
+    decisions = st.all("SELECT id, symbol, side, source, strength, status, status_reason, notional, created_at "
                        "FROM signals ORDER BY created_at, id")
     orders = st.all("SELECT client_order_id, signal_id, symbol, side, intent, status, filled_qty, filled_avg_price, "
                     "fees, created_at FROM orders ORDER BY created_at, client_order_id")
@@ -354,11 +384,6 @@ def collect(rep: ReplayRuntime, start_equity: float) -> dict:
 
 
 def check_strategy(strategy: str) -> None:
-    if strategy == "model":
-        raise UsageProblem(
-            "strategy 'model' is not available in backtests yet: the replay does not run model predictions "
-            "(`signal --source model` works on the live store)",
-            hint="use --strategy sentiment or --strategy sma")
     if strategy not in STRATEGIES:
         raise UsageProblem(f"--strategy must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
 
@@ -371,7 +396,7 @@ def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: An
     if strategy == "sma":
         out = run_sma(rt, w, own, settings)
     else:
-        out = run_sentiment(rt, w, own, settings, scorer)
+        out = run_chain(rt, strategy, w, own, settings, scorer)
     out.update(strategy=strategy, params={**params, **out.get("params", {})}, start=iso(rt.world.time_of(w.first)), end=iso(rt.world.time_of(w.last)),
                steps=w.last - w.first)
     return out

@@ -70,3 +70,21 @@ def test_model_errors_exit_2(cli):
     card_path.write_text(json.dumps(card))
     proc = cli("signal", "--source", "model", "--model", "m")
     assert proc.returncode == 2 and "trained on feature set" in proc.stderr
+
+
+def test_run_with_the_model_strategy_predicts_every_tick_on_a_fresh_store(cli):
+    cli.env["TOKENOMICS_ML__MIN_PROBABILITY"] = "0.01"  # every prediction becomes a signal here
+    out = cli.json("run", "--loop", "--ticks", "2", "--interval", "0", "--strategy", "model")
+    assert out["strategy"] == "model" and out["ticks"] == 2 and out["articles"] == 0  # no news read
+    import sqlite3
+
+    with sqlite3.connect(cli.cwd / "store.db") as db:
+        rows = db.execute("SELECT id, source, status FROM signals ORDER BY created_at, id").fetchall()
+        runs = {r[0] for r in db.execute("SELECT command FROM runs")}
+    assert rows and all(source == "model" for _, source, _ in rows)
+    assert {i.split(":")[2] for i, _, _ in rows} == {"BTC/USD", "ETH/USD"}  # sim bars synced to now
+    assert out["opened"] >= 1  # the first tick's signals were sized and traded
+    assert "fetch-news" not in runs and {"signal", "size", "trade", "check-exits"} <= runs
+    for bad in (["--strategy", "nope"], ["--strategy", "model", "--model", "nope"]):
+        proc = cli("run", "--once", *bad)
+        assert proc.returncode == 2 and bad[-1] in proc.stderr

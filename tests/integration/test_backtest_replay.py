@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenomics import replay
+from tokenomics import bars, replay
 from tokenomics.core.models import Article, Score
 from tokenomics.runtime import Options, Runtime
 from tokenomics.store import iso
@@ -103,11 +103,30 @@ def test_no_lookahead_future_article_and_bar_change_nothing_before_their_time(rt
     assert ([e for e in after["equity"] if e[0] >= later] != [e for e in base["equity"] if e[0] >= later])
 
 
+def test_model_strategy_no_lookahead_a_future_bar_changes_no_prediction_before_its_close(rt: Runtime) -> None:
+    w = replay.Window(rt.sim_step() - 24, rt.sim_step())
+    base = replay.run_backtest(rt, "model", w, {"ml.min_probability": 0.5})
+    t = rt.world.time_of(w.first + 12)
+    with rt.store.tx():
+        rt.store.execute("UPDATE bars SET open = open * 3, high = high * 3, low = low * 3, close = close * 3 "
+                         "WHERE symbol = 'BTC/USD' AND ts = ?", [iso(t)])
+    after = replay.run_backtest(rt, "model", w, {"ml.min_probability": 0.5})
+    closed = iso(t + rt.world.step_delta)  # the bar keyed at t is known from its close on
+
+    def btc(rows: list[dict], keep) -> list[tuple]:
+        return [(r["id"], r["strength"], r["status"]) for r in rows if r["symbol"] == "BTC/USD" and keep(r)]
+
+    early = btc(base["signals"], lambda r: r["created_at"] < closed)
+    assert early and early == btc(after["signals"], lambda r: r["created_at"] < closed)
+    assert btc(base["signals"], lambda r: r["created_at"] >= closed) != btc(after["signals"],
+                                                                           lambda r: r["created_at"] >= closed)
+
+
 def test_bars_are_known_only_once_closed(rt: Runtime) -> None:
-    replay.ensure_sim_bars(rt, 1, 30)
-    bars = replay.Bars(rt.store, "sim", replay.timeframe(rt), rt.world.step_delta)
+    bars.ensure_sim_bars(rt, 1, 30)
+    known = replay.Bars(rt.store, "sim", replay.timeframe(rt), rt.world.step_delta)
     t = rt.world.time_of(10)  # the BTC bar keyed at t closes at t + 1 step
-    assert bars.last_close("BTC/USD", t) == rt.world.price("BTC/USD", 10)
-    assert bars.next_open("BTC/USD", t) == rt.world.price("BTC/USD", 10)
-    assert bars.last_close("BTC/USD", t + rt.world.step_delta) == rt.world.price("BTC/USD", 11)
-    assert replay.ensure_sim_bars(rt, 1, 30) == 0  # stored once
+    assert known.last_close("BTC/USD", t) == rt.world.price("BTC/USD", 10)
+    assert known.next_open("BTC/USD", t) == rt.world.price("BTC/USD", 10)
+    assert known.last_close("BTC/USD", t + rt.world.step_delta) == rt.world.price("BTC/USD", 11)
+    assert bars.ensure_sim_bars(rt, 1, 30) == 0  # stored once

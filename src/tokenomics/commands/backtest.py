@@ -15,7 +15,8 @@ app = typer.Typer()
 def backtest(
     ctx: typer.Context,
     strategy: str = typer.Option("sentiment", "--strategy", help="sentiment (the news chain, replayed through "
-                                 "run's own steps), sma (the SMA crossover reference) or model."),
+                                 "run's own steps), sma (the SMA crossover reference) or model (ml.model's "
+                                 "predictions, through run --strategy model's steps; --grid model=NAME)."),
     start: str = typer.Option(None, "--start", help="First moment of the window (ISO date/time, UTC)."),
     end: str = typer.Option(None, "--end", help="Last moment (default: the sim clock's now)."),
     steps: int = typer.Option(None, "--steps", min=2, help="Window length in sim steps when --start is "
@@ -30,6 +31,7 @@ def backtest(
     """Backtest a strategy on the sim history: trades, equity curve and metrics (return, CAGR, volatility,
     Sharpe, Sortino, max drawdown, win rate, profit factor, exposure, turnover, fees), saved in the
     store's backtests table and printed as JSON."""
+    from tokenomics import bars as bars_mod
     from tokenomics import replay
     from tokenomics.core.errors import UsageProblem
 
@@ -42,7 +44,7 @@ def backtest(
             raise UsageProblem("--report draws one run; drop --grid or --report")
         from tokenomics.executors import LocalProcessExecutor
 
-        replay.ensure_sim_bars(rt, w.first + 1, w.last)  # once, before the workers read them
+        bars_mod.ensure_sim_bars(rt, w.first + 1, w.last)  # once, before the workers read them
         jobs = [{"config": rt.opts.config, "db": rt.db_path, "mode": rt.opts.mode, "strategy": strategy,
                  "window": (w.first, w.last), "params": c} for c in combos]
         n = workers if workers is not None else rt.settings.backtest.workers

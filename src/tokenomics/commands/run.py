@@ -24,12 +24,33 @@ STEPS = [
 ]
 
 
+STRATEGIES = ("sentiment", "model")
+
+
+def steps_for(strategy: str, model: str | None = None) -> list:
+    """The chain of a strategy. sentiment: the news chain above. model: a trained price model's
+    predictions on the latest closed bars (`signal --source model`), then the same size, trade and
+    check-exits steps."""
+    if strategy == "sentiment":
+        return STEPS
+    if strategy != "model":
+        raise UsageProblem(f"--strategy must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
+
+    def model_signals(rt) -> dict:
+        from tokenomics import ml
+
+        return ml.model_signals(rt, model or rt.settings.ml.model)
+
+    return [("signal", model_signals), *(s for s in STEPS if s[0] in ("size", "trade", "check-exits"))]
+
+
 def _counts(out: dict) -> dict:
     return {k: v for k, v in out.items() if not isinstance(v, (list, dict))}
 
 
-def tick(rt, n: int, stop: threading.Event) -> dict:
-    """One pass of the chain; each step is recorded in runs and committed before the next."""
+def tick(rt, n: int, stop: threading.Event, steps: list | None = None) -> dict:
+    """One pass of the chain (`steps`, default the sentiment chain); each step is recorded in runs and
+    committed before the next."""
     if rt.mode == "sim":
         rt.advance(1)
     row: dict = {"tick": n, "now": rt.now().isoformat()}
@@ -38,7 +59,7 @@ def tick(rt, n: int, stop: threading.Event) -> dict:
 
         with rt.store.run("reconcile", rt.mode) as counts:
             counts["differences"] = row["differences"] = reconcile(rt)["differences"]
-    for name, step in STEPS:
+    for name, step in steps or STEPS:
         if stop.is_set():
             row["interrupted_before"] = name
             break
@@ -81,6 +102,9 @@ def run(
     interval: float = typer.Option(None, "--interval", min=0, help="Seconds between ticks (default: "
                                    "news.poll_seconds; sim.tick_seconds in sim mode)."),
     ticks: int = typer.Option(None, "--ticks", min=1, help="Stop after this many ticks."),
+    strategy: str = typer.Option("sentiment", "--strategy", help="sentiment (news -> scores -> signals) or "
+                                 "model (a trained model's predictions on the latest closed bars)."),
+    model: str = typer.Option(None, "--model", help="Model name for --strategy model (default: ml.model)."),
 ) -> None:
     """Run the chain once (--once) or in a loop (--loop). In sim mode each tick moves the sim clock
     one step (sim.step_minutes). SIGINT/SIGTERM finish the current step, keep what was committed,
@@ -88,6 +112,11 @@ def run(
     rt = ctx.obj
     if once == loop:
         raise UsageProblem("choose one of --once or --loop", hint="tokenomics run --loop --ticks 200")
+    steps = steps_for(strategy, model)
+    if strategy == "model":  # a missing model exits 2 before the first tick
+        from tokenomics import ml
+
+        ml.model_path(rt.settings.ml.models_dir, model or rt.settings.ml.model)
     s = rt.settings
     if interval is None:
         interval = s.sim.tick_seconds if rt.mode == "sim" else s.news.poll_seconds
@@ -100,11 +129,11 @@ def run(
 
     old = {sig: signals.signal(sig, _stop) for sig in (signals.SIGINT, signals.SIGTERM)}
     start_equity = engine.mark_to_market(rt)["equity"]
-    totals = {"ticks": 0, "articles": 0, "opened": 0, "closed": 0, "realized_pnl": 0.0}
+    totals = {"strategy": strategy, "ticks": 0, "articles": 0, "opened": 0, "closed": 0, "realized_pnl": 0.0}
     start = rt.now().isoformat()
     try:
         while not stop.is_set() and (limit is None or totals["ticks"] < limit):
-            row = tick(rt, totals["ticks"] + 1, stop)
+            row = tick(rt, totals["ticks"] + 1, stop, steps)
             totals["ticks"] += 1
             totals["articles"] += row.get("articles", 0)
             totals["opened"] += len(row.get("opened", []))
