@@ -12,6 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+# subprocesses run this checkout's code, not whichever tokenomics the venv has installed (a relative
+# PYTHONPATH=src would not survive their change of directory)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
 
 
 class CLI:
@@ -20,9 +23,6 @@ class CLI:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENOMICS_")}
         self.env["TOKENOMICS_STORE__PATH"] = str(cwd / "store.db")
         self.env["TOKENOMICS_LOGS__DIR"] = str(cwd / "logs")
-        # this checkout's code, not whichever tokenomics the venv has installed (a relative PYTHONPATH=src
-        # would not survive the change of directory)
-        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
 
     def __call__(self, *args: str, input: str | None = None, env: dict | None = None,
                  timeout: float = 300) -> subprocess.CompletedProcess:

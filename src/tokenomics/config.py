@@ -72,7 +72,7 @@ class NewsSettings(Section):
     lookback_minutes: float = Field(60, gt=0)
     max_requests_per_minute: int = Field(180, ge=1, le=200)
     timeout_seconds: float = Field(15, gt=0)
-    dedup_minutes: float = Field(30, ge=0)
+    dedup_minutes: float = Field(30, ge=0)  # syndicated copies (every provider); 0: off
 
 
 class SentimentSettings(Section):
