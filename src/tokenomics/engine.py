@@ -17,8 +17,8 @@ from tokenomics.adapters.brokers.base import OrderRequest, OrderUpdate
 from tokenomics.core import risk
 from tokenomics.core.exits import ExitRules, exit_reason
 from tokenomics.core.models import Article
-from tokenomics.core.news import find_syndicated, story_key
 from tokenomics.core.money import cents
+from tokenomics.core.news import find_syndicated, story_key
 from tokenomics.core.portfolio import apply_fill, cash_flow, equity
 from tokenomics.core.signals import decide_entry
 from tokenomics.core import sizing as sizing_methods
