@@ -12,6 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+# subprocesses run this checkout's code, not whichever tokenomics the venv has installed (a relative
+# PYTHONPATH=src would not survive their change of directory)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
 
 
 class CLI:

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -35,6 +35,10 @@ class FakeProviders:
         self.market_open = True
         self.gemini_answers: list = []  # scripted {"articles": [...]} or an HTTP error code; empty: bullish 85
         self.positions: dict[str, float] = {}
+        self.bars: dict[str, list[dict]] = {}  # symbol -> raw bars {t, o, h, l, c, v, n, vw}, oldest first
+        self.bars_page_size = 10_000  # the server's own cap per page (Alpaca's is 10000)
+        self.bars_errors: dict[str, int] = {}  # symbol -> HTTP status its bar requests get
+        self.bar_queries: list[dict] = []  # every bars request's query (and path)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -53,6 +57,15 @@ class FakeProviders:
         self.news.append({"id": n, "headline": headline, "author": "x", "source": "benzinga", "summary": summary,
                           "content": "", "url": f"https://example.com/{n}", "images": [], "symbols": symbols,
                           "created_at": created_at, "updated_at": created_at})
+
+    def add_bars(self, symbol: str, start: datetime, n: int, step: timedelta, skip: tuple[int, ...] = ()) -> None:
+        """n bars from start every step (leaving out the indexes in skip); bar i closes at 100 + i."""
+        for i in range(n):
+            if i not in skip:
+                t = (start + i * step).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+                self.bars.setdefault(symbol, []).append(
+                    {"t": t, "o": 99.5 + i, "h": 101.0 + i, "l": 99.0 + i, "c": 100.0 + i, "v": 1000 + i,
+                     "n": 10, "vw": 100.0 + i})
 
     def fill(self, coid: str, qty: float | None = None) -> None:
         """Fill an open order (fully, or up to qty)."""
@@ -146,12 +159,37 @@ class FakeProviders:
         if path == "/v1beta3/crypto/us/latest/trades":
             s = q["symbols"]
             return 200, {"trades": {s: {"t": now_iso(), "p": self.prices[s], "s": 0.1, "i": 1, "tks": "B"}}}
+        if path in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars"):
+            return self._bars(path, q)
         if "/models/" in path and path.endswith(":generateContent"):
             if self.gemini_answers and isinstance(self.gemini_answers[0], int):
                 code = self.gemini_answers.pop(0)
                 return code, {"error": {"code": code, "status": "UNAVAILABLE", "message": "overloaded"}}
             return 200, self._gemini(body)
         return 404, {"code": 40410000, "message": f"no route {path}"}
+
+    def _bars(self, path: str, q: dict):
+        """Historical bars: {"bars": {symbol: [...]}, "next_page_token"}, from start to end (inclusive), at most
+        min(limit, bars_page_size) a page; the page token is the offset of the next bar."""
+        self.bar_queries.append({"path": path, **q})
+        symbols = q["symbols"].split(",")
+        for s in symbols:
+            if s in self.bars_errors:
+                return self.bars_errors[s], {"code": 50010000, "message": "internal server error"}
+
+        def ts(text: str) -> datetime:
+            return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+        lo = ts(q["start"]) if "start" in q else datetime.min.replace(tzinfo=timezone.utc)
+        hi = ts(q["end"]) if "end" in q else datetime.max.replace(tzinfo=timezone.utc)
+        items = [(s, b) for s in symbols for b in self.bars.get(s, []) if lo <= ts(b["t"]) <= hi]
+        offset = int(q.get("page_token") or 0)
+        size = min(int(q.get("limit") or 1000), self.bars_page_size)
+        out: dict[str, list] = {}
+        for s, b in items[offset:offset + size]:
+            out.setdefault(s, []).append(b)
+        token = str(offset + size) if offset + size < len(items) else None
+        return 200, {"bars": out, "next_page_token": token}
 
     def _position(self, symbol: str, qty: float) -> dict:
         return {"asset_id": str(uuid.uuid4()), "symbol": symbol.replace("/", ""), "exchange": "NASDAQ",

@@ -6,7 +6,7 @@ so a re-run inserts nothing twice and an interrupted fetch resumes from the last
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +17,7 @@ from tokenomics.core.errors import UsageProblem
 from tokenomics.logs import app_log
 from tokenomics.store import Store, iso, parse_ts
 
-SOURCES = ("sim", "file", "ccxt")
+SOURCES = ("sim", "file", "ccxt", "alpaca")
 
 
 def last_ts(store: Store, source: str, symbol: str, timeframe: str) -> datetime | None:
@@ -144,24 +144,20 @@ def fetch_file(rt, path: Path, symbol: str | None, timeframe: str) -> list[dict]
     return out
 
 
-def fetch_ccxt(store: Store, exchange: Any, symbols: Iterable[str], timeframe: str, since: datetime,
-               until: datetime, page_limit: int = 1000) -> list[dict]:
-    """Incremental: each symbol starts after its last stored bar (else at `since`); pages commit one by one."""
-    from tokenomics.adapters.marketdata import ccxt_pages
-
+def fetch_incremental(store: Store, source: str, label: str, symbols: Iterable[str], timeframe: str,
+                      since: datetime, until: datetime,
+                      pages: Callable[[str, datetime], Iterable[list[dict]]]) -> list[dict]:
+    """Each symbol starts after its last stored bar (else at `since`); pages(symbol, start) commit one by one."""
     tf_s = timeframe_seconds(timeframe)
-    source = f"ccxt:{exchange.id}"
-    until_ms = int(until.timestamp() * 1000)
     out = []
     for sym in symbols:
         last = last_ts(store, source, sym, timeframe)
         start = last + timedelta(seconds=tf_s) if last else since
-        start_ms = int(start.timestamp() * 1000)
-        total = max((until_ms - start_ms) // (tf_s * 1000), 0)
+        total = max(int((until - start).total_seconds()) // tf_s, 0)
         fetched = new = 0
         first_new = None
-        with progress(f"{exchange.id} {sym} {timeframe}", total) as advance:
-            for page in ccxt_pages(exchange, sym, timeframe, start_ms, until_ms, page_limit):
+        with progress(f"{label} {sym} {timeframe}", total) as advance:
+            for page in pages(sym, start):
                 fetched += len(page)
                 n = store_rows(store, page)
                 if n and first_new is None:
@@ -171,6 +167,26 @@ def fetch_ccxt(store: Store, exchange: Any, symbols: Iterable[str], timeframe: s
         out.append(_summary(store, source, sym, timeframe, fetched, new,
                             (last.isoformat() if last else first_new) if new else None))
     return out
+
+
+def fetch_ccxt(store: Store, exchange: Any, symbols: Iterable[str], timeframe: str, since: datetime,
+               until: datetime, page_limit: int = 1000) -> list[dict]:
+    """Incremental: each symbol starts after its last stored bar (else at `since`); pages commit one by one."""
+    from tokenomics.adapters.marketdata import ccxt_pages
+
+    until_ms = int(until.timestamp() * 1000)
+    return fetch_incremental(
+        store, f"ccxt:{exchange.id}", exchange.id, symbols, timeframe, since, until,
+        lambda sym, start: ccxt_pages(exchange, sym, timeframe, int(start.timestamp() * 1000), until_ms, page_limit))
+
+
+def fetch_alpaca(store: Store, md: Any, symbols: Iterable[str], timeframe: str, since: datetime,
+                 until: datetime, page_limit: int = 1000) -> list[dict]:
+    """Alpaca bars (stocks, and crypto as BTC/USD) stored with source "alpaca"; incremental like ccxt."""
+    from tokenomics.adapters.marketdata import alpaca_pages
+
+    return fetch_incremental(store, "alpaca", "alpaca", symbols, timeframe, since, until,
+                             lambda sym, start: alpaca_pages(md, sym, timeframe, start, until, page_limit))
 
 
 def load_frame(store: Store, source: str, symbol: str, timeframe: str, until: datetime | None = None,

@@ -72,7 +72,7 @@ class NewsSettings(Section):
     lookback_minutes: float = Field(60, gt=0)
     max_requests_per_minute: int = Field(180, ge=1, le=200)
     timeout_seconds: float = Field(15, gt=0)
-    dedup_minutes: float = Field(30, ge=0)
+    dedup_minutes: float = Field(30, ge=0)  # syndicated copies (every provider); 0: off
 
 
 class SentimentSettings(Section):
@@ -194,11 +194,11 @@ class SimSettings(Section):
 
 
 class BarsSettings(Section):
-    source: Literal["sim", "file", "ccxt"] = "sim"
-    timeframe: str = "1h"  # file and ccxt bars; sim bars use the sim step
+    source: Literal["sim", "file", "ccxt", "alpaca"] = "sim"
+    timeframe: str = "1h"  # file, ccxt and alpaca bars; sim bars use the sim step
     symbols: list[str] = Field(default_factory=list)  # empty: the universe
     exchange: str = "binance"  # ccxt exchange id
-    since: datetime = datetime(2024, 1, 1, tzinfo=timezone.utc)  # first bar of a first ccxt fetch
+    since: datetime = datetime(2024, 1, 1, tzinfo=timezone.utc)  # first bar of a first ccxt/alpaca fetch
     page_limit: int = Field(1000, ge=1, le=5000)
     rate_limit_ms: int | None = Field(None, ge=0)  # None: the exchange's own rate limit
 

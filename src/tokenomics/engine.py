@@ -18,6 +18,7 @@ from tokenomics.core import risk
 from tokenomics.core.exits import ExitRules, exit_reason
 from tokenomics.core.models import Article
 from tokenomics.core.money import cents
+from tokenomics.core.news import find_syndicated, story_key
 from tokenomics.core.portfolio import apply_fill, cash_flow, equity
 from tokenomics.core.signals import decide_entry
 from tokenomics.core import sizing as sizing_methods
@@ -31,12 +32,13 @@ FINAL = ("filled", "rejected", "canceled", "expired")
 
 
 # --- news ------------------------------------------------------------------------------------
-def article_row(a: Article, fetched_at: datetime) -> dict:
+def article_row(a: Article, fetched_at: datetime, duplicate_of: str | None = None) -> dict:
     return {
         "id": a.id, "provider": a.provider, "headline": a.headline, "summary": a.summary,
         "symbols": json.dumps(list(a.symbols)), "source": a.source, "url": a.url,
-        "created_at": iso(a.created_at), "fetched_at": iso(fetched_at), "status": "pending",
-        "attempts": 0, "error": None,
+        "created_at": iso(a.created_at), "fetched_at": iso(fetched_at),
+        "status": "duplicate" if duplicate_of else "pending", "attempts": 0, "error": None,
+        "duplicate_of": duplicate_of,
     }
 
 
@@ -53,10 +55,30 @@ def article_from_row(r: dict) -> Article:
     )
 
 
-def store_articles(rt: Runtime, articles: list[Article]) -> int:
-    now = rt.now()
-    with rt.store.tx():
-        return rt.store.insert_ignore("articles", [article_row(a, now) for a in articles])
+def store_articles(rt: Runtime, articles: list[Article]) -> tuple[int, int]:
+    """Insert the articles not stored yet; a syndicated copy (same headline and symbols within
+    news.dedup_minutes of a stored or earlier one, any provider) is stored as status 'duplicate' with
+    duplicate_of = the first copy, so it is never scored. Returns (new, of which duplicates)."""
+    now, st = rt.now(), rt.store
+    window = timedelta(minutes=rt.settings.news.dedup_minutes)
+    with st.tx():
+        fresh: dict[str, Article] = {}
+        for a in articles:
+            fresh.setdefault(a.id, a)
+        for i in range(0, len(articles), 500):
+            ids = [a.id for a in articles[i:i + 500]]
+            for r in st.all(f"SELECT id FROM articles WHERE id IN ({','.join('?' * len(ids))})", ids):
+                fresh.pop(r["id"], None)
+        copies: dict[str, str] = {}
+        if fresh and window:
+            times = [a.created_at for a in fresh.values()]
+            stored = st.all("SELECT id, headline, symbols, created_at FROM articles WHERE duplicate_of IS NULL "
+                            "AND created_at BETWEEN ? AND ?", [iso(min(times) - window), iso(max(times) + window)])
+            copies = find_syndicated(fresh.values(), [
+                (r["id"], story_key(r["headline"], json.loads(r["symbols"])), parse_ts(r["created_at"]))
+                for r in stored], window)
+        new = st.insert_ignore("articles", [article_row(a, now, copies.get(a.id)) for a in fresh.values()])
+    return new, len(copies)
 
 
 def relevant(articles: list[Article], symbols: set[str]) -> list[Article]:
@@ -77,10 +99,12 @@ def fetch_news(rt: Runtime) -> dict:
     provider = rt.news_provider()
     articles = relevant(provider.fetch(rt.store), watched(rt))
     with rt.store.tx():
-        new = store_articles(rt, articles)
+        new, duplicates = store_articles(rt, articles)
         provider.commit(rt.store)
-    app_log.info("fetched %d articles (%d new)", len(articles), new, extra={"step": "fetch-news"})
-    return {"fetched": len(articles), "new": new, "articles": [article_json(a) for a in articles]}
+    app_log.info("fetched %d articles (%d new, %d of them syndicated copies)", len(articles), new, duplicates,
+                 extra={"step": "fetch-news"})
+    return {"fetched": len(articles), "new": new, "duplicates": duplicates,
+            "articles": [article_json(a) for a in articles]}
 
 
 # --- scoring ---------------------------------------------------------------------------------

@@ -134,13 +134,17 @@ class Runtime:
 
     @cached_property
     def market_data(self):
-        from tokenomics import keys
-
-        b = self.settings.broker
-        if b.provider == "ccxt":
+        if self.settings.broker.provider == "ccxt":
             return self.broker
+        return self.alpaca_data
+
+    @cached_property
+    def alpaca_data(self):
+        """Alpaca's market data (latest trades, bars) at broker.data_url, under the shared request budget."""
+        from tokenomics import keys
         from tokenomics.adapters.market.alpaca import AlpacaMarketData
 
+        b = self.settings.broker
         key, secret = keys.require("alpaca")
         return AlpacaMarketData(key, secret, url=b.data_url, timeout=b.timeout_seconds, limiter=self.alpaca_limiter)
 

@@ -119,6 +119,10 @@ MIGRATIONS: list[Callable[[Database], None]] = [
         "ALTER TABLE signals ADD COLUMN size_detail TEXT")],
     lambda db: db.executescript(BACKTESTS_V1),  # backtest results
     lambda db: db.executescript(SCHEMA_PROVIDERS),  # issue 3: LLM cache and usage, reconciliation
+    # syndicated copies: stored with status 'duplicate' and the article they repeat; never scored
+    lambda db: [db.execute(sql) for sql in (
+        "ALTER TABLE articles ADD COLUMN duplicate_of TEXT",
+        "CREATE INDEX articles_created ON articles(created_at)")],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -52,3 +52,34 @@ def test_usage_errors_exit_2(cli):
     proc = cli("fetch-bars", "--source", "file", "--file", "bad.csv", "--symbol", "X")
     assert proc.returncode == 2 and "time column" in proc.stderr
     assert cli("fetch-bars", "--source", "file", "--file", "bad.csv", "-t", "7x").returncode == 2
+
+
+def test_alpaca_bars_from_config_are_stored_once_and_errors_name_the_symbol(cli):
+    from datetime import datetime, timedelta, timezone
+
+    from tests.fakes import ALPACA_KEY, ALPACA_SECRET, FakeProviders
+
+    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
+    (cli.cwd / "config").mkdir()
+    with FakeProviders() as fake:
+        (cli.cwd / "config" / "settings.yaml").write_text(
+            f"bars: {{source: alpaca, timeframe: 1h, symbols: [AAPL, BTCUSD], since: '{start.isoformat()}'}}\n"
+            f"broker: {{data_url: '{fake.url}', timeout_seconds: 5}}\n")
+        env = {"ALPACA_API_KEY": ALPACA_KEY, "ALPACA_SECRET_KEY": ALPACA_SECRET}
+        for sym in ("AAPL", "BTC/USD"):
+            fake.add_bars(sym, start, 7, timedelta(hours=1))  # the 7th is still forming
+        out = cli.json("fetch-bars", env=env)
+        assert out["source"] == "alpaca" and out["new"] == 12
+        assert {r["symbol"]: r["new"] for r in out["rows"]} == {"AAPL": 6, "BTC/USD": 6}
+        assert cli.json("fetch-bars", env=env)["new"] == 0
+
+        fake.bars_errors["MSFT"] = 500
+        proc = cli("fetch-bars", "-s", "AAPL", "-s", "MSFT", env=env)
+        assert proc.returncode == 1 and "MSFT" in proc.stderr and "500" in proc.stderr
+        assert ALPACA_KEY not in proc.stderr + proc.stdout and ALPACA_SECRET not in proc.stderr + proc.stdout
+
+        asked = len(fake.bar_queries)
+        bad = cli("fetch-bars", "--timeframe", "2d", env=env)
+        assert bad.returncode == 2 and "--timeframe" in bad.stderr and len(fake.bar_queries) == asked
+        nokeys = cli("fetch-bars", env={"ALPACA_API_KEY": "", "ALPACA_SECRET_KEY": ""})
+        assert nokeys.returncode == 2 and "ALPACA_API_KEY" in nokeys.stderr

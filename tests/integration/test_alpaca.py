@@ -150,10 +150,15 @@ def test_news_cursor_pages_and_restarts_without_gaps_or_duplicates(fake, store):
     assert all(p == "/v1beta1/news" for m, p in fake.requests)
 
 
-def test_syndicated_copies_are_kept_once(fake, store):
+def test_syndicated_copies_are_stored_once_as_stories(fake, rt):
+    from tokenomics.engine import store_articles
+
     fake.add_news(1, "Apple beats estimates", ["AAPL"], "2026-03-02T15:10:00Z")
     fake.add_news(2, "Apple  beats estimates", ["AAPL"], "2026-03-02T15:12:00Z")
     fake.add_news(3, "Apple beats estimates", ["TSLA"], "2026-03-02T15:12:00Z")
-    assert [a.id for a in fetch(news(fake, store), store)] == ["alpaca:1", "alpaca:3"]
+    assert store_articles(rt, news(fake, rt.store).fetch(rt.store)) == (3, 1)
     fake.add_news(4, "Apple beats estimates", ["AAPL"], "2026-03-02T15:30:00Z")  # later run, same story
-    assert [a.id for a in fetch(news(fake, store), store)] == []
+    assert store_articles(rt, news(fake, rt.store).fetch(rt.store)) == (1, 1)
+    rows = {r["id"]: (r["status"], r["duplicate_of"]) for r in rt.store.all("SELECT * FROM articles")}
+    assert rows == {"alpaca:1": ("pending", None), "alpaca:2": ("duplicate", "alpaca:1"),
+                    "alpaca:3": ("pending", None), "alpaca:4": ("duplicate", "alpaca:1")}

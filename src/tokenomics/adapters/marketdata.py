@@ -1,4 +1,4 @@
-"""Market data sources: the sim market, CSV/Parquet files, and any ccxt exchange.
+"""Market data sources: the sim market, CSV/Parquet files, any ccxt exchange, and Alpaca.
 
 Each yields bar rows {source, symbol, timeframe, ts (ISO open time, UTC), open, high, low, close,
 volume} in pages, oldest first, so the caller can commit page by page and resume.
@@ -122,3 +122,33 @@ def ccxt_pages(ex: Any, symbol: str, timeframe: str, since_ms: int, until_ms: in
         if nxt <= since:
             return
         since = nxt
+
+
+def alpaca_pages(md: Any, symbol: str, timeframe: str, start: datetime, until: datetime,
+                 limit: int = 1000) -> Iterator[list[dict]]:
+    """Alpaca bars page by page from start (inclusive) until `until`, oldest first, at most `limit` a page.
+
+    Each page asks from the bar after the previous page's last one; it stops at a short page or one that
+    does not move forward. Bars whose period has not ended by `until` (the still-forming bar) are left out.
+    """
+    from datetime import timedelta
+
+    from tokenomics.adapters.market.alpaca import alpaca_timeframe
+    from tokenomics.core.bars import timeframe_seconds
+
+    step = timedelta(seconds=timeframe_seconds(timeframe))
+    tf = alpaca_timeframe(timeframe)
+    while start + step <= until:
+        raw = md.bars(symbol, tf, start, until - step, limit)
+        rows = []
+        for b in raw:
+            ts = datetime.fromisoformat(b["t"].replace("Z", "+00:00")).astimezone(timezone.utc)
+            if start <= ts and ts + step <= until:
+                rows.append({"source": "alpaca", "symbol": symbol, "timeframe": timeframe, "ts": iso(ts),
+                             "open": float(b["o"]), "high": float(b["h"]), "low": float(b["l"]),
+                             "close": float(b["c"]), "volume": None if b.get("v") is None else float(b["v"])})
+        if rows:
+            yield rows
+        if len(raw) < limit or not rows:
+            return
+        start = datetime.fromisoformat(rows[-1]["ts"]) + step

@@ -1,4 +1,4 @@
-"""fetch-bars: OHLCV bars from the sim market, a CSV/Parquet file or a ccxt exchange into the store."""
+"""fetch-bars: OHLCV bars from the sim market, a CSV/Parquet file, a ccxt exchange or Alpaca into the store."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ app = typer.Typer()
 @app.command()
 def fetch_bars(
     ctx: typer.Context,
-    source: str = typer.Option(None, "--source", help="sim | file | ccxt (default: bars.source)."),
+    source: str = typer.Option(None, "--source", help="sim | file | ccxt | alpaca (default: bars.source)."),
     symbol: list[str] = typer.Option(None, "--symbol", "-s", help="Symbol(s) to fetch (default: bars.symbols, "
-                                     "else the universe; for a file: its symbol column)."),
+                                     "else the universe (ccxt: its crypto); for a file: its symbol column)."),
     timeframe: str = typer.Option(None, "--timeframe", "-t", help="1m, 15m, 1h, 1d... (default: bars.timeframe; "
                                   "sim: the sim step)."),
     file: Path = typer.Option(None, "--file", help="CSV, Parquet or Arrow file for --source file."),
     exchange: str = typer.Option(None, "--exchange", help="ccxt exchange id (default: bars.exchange)."),
-    since: datetime = typer.Option(None, "--since", help="First bar of a first ccxt fetch (default: bars.since)."),
+    since: datetime = typer.Option(None, "--since", help="First bar of a first ccxt or alpaca fetch (default: bars.since)."),
 ) -> None:
     """Fetch bars into the store, keyed by (source, symbol, timeframe, ts). Re-runs insert nothing twice;
     each page is committed, so an interrupted fetch resumes from the last stored bar. Gaps are reported."""
@@ -42,6 +42,10 @@ def fetch_bars(
         timeframe_seconds(tf)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
+    if source == "alpaca":
+        from tokenomics.adapters.market.alpaca import alpaca_timeframe
+
+        alpaca_timeframe(tf)  # exit 2 before any connection
     with rt.store.run("fetch-bars", rt.mode) as counts:
         if source == "sim":
             if timeframe:
@@ -54,15 +58,23 @@ def fetch_bars(
                 raise UsageProblem("--source file takes one --symbol (or a symbol column in the file)")
             rows = bars.fetch_file(rt, file, symbols[0] if symbols else None, tf)
         else:
-            from tokenomics.adapters.marketdata import make_exchange
-
-            ex = make_exchange(exchange or cfg.exchange, cfg.rate_limit_ms)
             start = since or cfg.since
             if start.tzinfo is None:
                 start = start.replace(tzinfo=cfg.since.tzinfo)
-            rows = bars.fetch_ccxt(rt.store, ex, symbols or cfg.symbols or rt.settings.universe.crypto, tf,
-                                   start, utcnow(), cfg.page_limit)
+            if source == "ccxt":
+                from tokenomics.adapters.marketdata import make_exchange
+
+                ex = make_exchange(exchange or cfg.exchange, cfg.rate_limit_ms)
+                rows = bars.fetch_ccxt(rt.store, ex, symbols or cfg.symbols or rt.settings.universe.crypto, tf,
+                                       start, utcnow(), cfg.page_limit)
+            else:
+                from tokenomics.adapters.alpaca_http import canonical
+
+                u = rt.settings.universe
+                wanted = [canonical(s, u.crypto) for s in symbols or cfg.symbols or u.symbols]  # BTCUSD: BTC/USD
+                rows = bars.fetch_alpaca(rt.store, rt.alpaca_data, wanted, tf, start, utcnow(), cfg.page_limit)
         counts.update(fetched=sum(r["fetched"] for r in rows), new=sum(r["new"] for r in rows))
     doc = {"source": source, "fetched": sum(r["fetched"] for r in rows), "new": sum(r["new"] for r in rows),
            "gaps": sum(r["gaps"] for r in rows), "rows": rows}
     emit(rt, doc, title="fetch-bars", columns=["symbol", "timeframe", "fetched", "new", "last", "gaps", "missing_bars"])
+

@@ -21,6 +21,6 @@ def fetch_news(
         rt.advance(advance)
     with rt.store.run("fetch-news", rt.mode) as counts:
         out = engine.fetch_news(rt)
-        counts.update(fetched=out["fetched"], new=out["new"])
+        counts.update(fetched=out["fetched"], new=out["new"], duplicates=out["duplicates"])
     emit(rt, {"now": rt.now().isoformat(), **out}, title="fetch-news", rows_key="articles",
          columns=["id", "symbols", "headline", "created_at"])

@@ -26,7 +26,7 @@ def score(
             from tokenomics.adapters.news.file import read_jsonl
 
             articles = engine.relevant(read_jsonl(sys.stdin, provider="stdin"), engine.watched(rt))
-            counts["stdin_new"] = engine.store_articles(rt, articles)
+            counts["stdin_new"], counts["stdin_duplicates"] = engine.store_articles(rt, articles)
         out = engine.score(rt, limit)
         counts.update(articles=out["articles"], scores=out["scores"])
     emit(rt, out, title="score", columns=["article_id", "symbol", "sentiment", "conviction", "reason"])

@@ -1,12 +1,31 @@
-"""Alpaca market data: latest trade prices for stocks and crypto (crypto as BTC/USD)."""
+"""Alpaca market data: latest trade prices and historical bars for stocks and crypto (crypto as BTC/USD)."""
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime
+from typing import Any
 
 from tokenomics.adapters.alpaca_http import RateLimiter, harden
-from tokenomics.core.errors import ProviderError
+from tokenomics.core.errors import ProviderError, UsageProblem
 from tokenomics.keys import Key
+
+_UNITS = {"m": "Minute", "h": "Hour", "d": "Day", "w": "Week"}
+
+
+def alpaca_timeframe(tf: str) -> Any:
+    """The project's timeframe (15m, 1h, 1d...) as alpaca-py's TimeFrame; UsageProblem if Alpaca has no such bar."""
+    from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+
+    m = re.fullmatch(r"(\d+)([mhdw])", tf.strip())
+    try:
+        if not m:
+            raise ValueError(tf)
+        return TimeFrame(int(m.group(1)), TimeFrameUnit[_UNITS[m.group(2)]])
+    except ValueError:
+        raise UsageProblem(f"--timeframe (bars.timeframe) {tf!r} is not an Alpaca bar size",
+                           hint="Alpaca bars: 1m-59m, 1h-23h, 1d or 1w") from None
 
 
 class AlpacaMarketData:
@@ -17,18 +36,18 @@ class AlpacaMarketData:
         self._keys, self.url, self.timeout, self.limiter = (api_key, secret), url, timeout, limiter
         self.ttl = ttl_seconds
         self._cache: dict[str, tuple[float, float]] = {}
-        self._clients: dict[str, object] = {}
+        self._clients: dict[tuple[str, bool], object] = {}
 
-    def _client(self, kind: str):
-        if kind not in self._clients:
+    def _client(self, kind: str, raw: bool = False):
+        if (kind, raw) not in self._clients:
             from alpaca.data.historical.crypto import CryptoHistoricalDataClient
             from alpaca.data.historical.stock import StockHistoricalDataClient
 
             cls = CryptoHistoricalDataClient if kind == "crypto" else StockHistoricalDataClient
             key, secret = self._keys
-            self._clients[kind] = harden(cls(key.reveal(), secret.reveal(), url_override=self.url),
-                                         self.timeout, self.limiter)
-        return self._clients[kind]
+            self._clients[(kind, raw)] = harden(cls(key.reveal(), secret.reveal(), raw_data=raw,
+                                                    url_override=self.url), self.timeout, self.limiter)
+        return self._clients[(kind, raw)]
 
     def price(self, symbol: str) -> float:
         """The latest trade price (cached for a few seconds: one tick asks many times)."""
@@ -56,3 +75,28 @@ class AlpacaMarketData:
         price = float(got[symbol].price)
         self._cache[symbol] = (time.monotonic(), price)
         return price
+
+    def bars(self, symbol: str, timeframe: Any, start: datetime, end: datetime, limit: int) -> list[dict]:
+        """At most `limit` raw bars ({t, o, h, l, c, v, ...}) of one symbol from start to end (inclusive),
+        oldest first; alpaca-py follows next_page_token until it has `limit` bars or the range is done."""
+        from alpaca.common.exceptions import APIError
+        from requests import RequestException
+
+        try:
+            if "/" in symbol:
+                from alpaca.data.requests import CryptoBarsRequest
+
+                got = self._client("crypto", raw=True).get_crypto_bars(CryptoBarsRequest(
+                    symbol_or_symbols=symbol, timeframe=timeframe, start=start, end=end, limit=limit))
+            else:
+                from alpaca.data.requests import StockBarsRequest
+
+                got = self._client("stock", raw=True).get_stock_bars(StockBarsRequest(
+                    symbol_or_symbols=symbol, timeframe=timeframe, start=start, end=end, limit=limit))
+        except APIError as exc:
+            raise ProviderError(f"alpaca bars {symbol}: HTTP {exc.status_code}: {str(exc.message)[:200]}",
+                                hint="re-run: the fetch resumes from the last stored bar") from None
+        except RequestException as exc:
+            raise ProviderError(f"alpaca bars {symbol}: {type(exc).__name__}",
+                                hint="re-run: the fetch resumes from the last stored bar") from None
+        return list(got.get(symbol, []))

@@ -2,13 +2,12 @@
 
 Each fetch asks for articles from the cursor (inclusive) onward, in bounded pages, so a restart
 neither skips (ascending order from the last timestamp) nor duplicates (the article id is the
-store's natural key; the overlap at the cursor is dropped by id). Syndicated copies (same
-headline and symbols within news.dedup_minutes) are kept out, so a story is scored once.
+store's natural key; the overlap at the cursor is dropped by id). Syndicated copies are marked
+where every provider's articles are stored (engine.store_articles).
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
 from tokenomics.adapters.alpaca_http import RateLimiter, canonical, harden
@@ -19,10 +18,6 @@ from tokenomics.keys import Key
 from tokenomics.store import Store, iso, parse_ts
 
 CURSOR = "news:alpaca:created_at"
-
-
-def _norm(headline: str) -> str:
-    return " ".join(headline.lower().split())
 
 
 class AlpacaNews:
@@ -59,7 +54,7 @@ class AlpacaNews:
             raise ProviderError(f"alpaca news: {type(exc).__name__}") from None
         items = got.data.get("news", [])
         wanted = set(self.symbols)
-        out, seen = [], set()
+        out = []
         self.newest = None
         for n in items:
             created = n.created_at.astimezone(timezone.utc)
@@ -67,23 +62,12 @@ class AlpacaNews:
             syms = tuple(dict.fromkeys(s for s in (canonical(x, self.crypto) for x in n.symbols) if s in wanted))
             if not syms:
                 continue
-            key = (_norm(n.headline), syms)
-            if key in seen or self._syndicated(store, n.headline, syms, created):
-                continue
-            seen.add(key)
             summary = n.summary or ""
             if self.s.include_content and n.content:
                 summary = f"{summary}\n{n.content}".strip()
             out.append(Article(f"alpaca:{n.id}", n.headline, syms, created, provider="alpaca",
                                summary=summary, source=n.source or "", url=n.url or ""))
         return out
-
-    def _syndicated(self, store: Store, headline: str, symbols: tuple[str, ...], created: datetime) -> bool:
-        window = timedelta(minutes=self.s.dedup_minutes)
-        rows = store.all("SELECT headline FROM articles WHERE symbols = ? AND created_at BETWEEN ? AND ? "
-                         "AND provider = 'alpaca'", [json.dumps(list(symbols)), iso(created - window),
-                                                     iso(created + window)])
-        return any(_norm(r["headline"]) == _norm(headline) for r in rows)
 
     def commit(self, store: Store) -> None:
         if self.newest is not None:
