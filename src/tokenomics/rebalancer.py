@@ -138,7 +138,8 @@ def _ccxt_allocation(rt: Runtime) -> Allocation:
 
 def store_mismatch(rt: Runtime, alloc: Allocation) -> list[str]:
     """Universe symbols whose quantity at the broker differs from the store's book."""
-    ours = {p["symbol"]: p["qty"] for p in rt.store.positions()}
+    universe = set(rt.settings.universe.symbols)
+    ours = {p["symbol"]: p["qty"] for p in rt.store.positions() if p["symbol"] in universe}
     return [f"{s} (store {ours.get(s, 0.0):g}, broker {alloc.qtys.get(s, 0.0):g})"
             for s in sorted(set(ours) | set(alloc.qtys))
             if abs(ours.get(s, 0.0) - alloc.qtys.get(s, 0.0)) > 1e-9 * max(1.0, abs(ours.get(s, 0.0)))]

@@ -28,7 +28,9 @@ def broker_positions(rt: Runtime) -> dict[str, float]:
     held = b.positions()
     if b.name == "ccxt":  # balances per currency: a pair's position is its base currency's balance
         return {s: held.get(s.split("/")[0], 0.0) for s in rt.settings.universe.crypto if held.get(s.split("/")[0])}
-    return held
+    # a holding outside the universe that tokenomics never held is not its business (nor its to trade)
+    mine = set(rt.settings.universe.symbols) | {p["symbol"] for p in rt.store.positions()}
+    return {s: q for s, q in held.items() if s in mine}
 
 
 def open_diffs(rt: Runtime) -> list[dict]:

@@ -138,14 +138,19 @@ class AlpacaBroker:
 
     def holdings(self) -> list[dict]:
         """Every open position as the broker values it: symbol (universe form), qty, current price
-        and market value (used for holdings outside the universe, which we have no price feed for)."""
+        and value at that price (used for holdings outside the universe, which we have no price feed for)."""
         try:
             got = self.client.get_all_positions()
         except Exception as exc:
             raise ProviderError(f"alpaca positions: {_describe(exc)}") from None
-        return [{"symbol": canonical(p.symbol, self.crypto), "qty": float(p.qty),
-                 "price": float(p.current_price) if p.current_price is not None else None,
-                 "value": float(p.market_value) if p.market_value is not None else None} for p in got]
+        out = []
+        for p in got:
+            price = float(p.current_price) if p.current_price is not None else None
+            value = float(p.qty) * price if price is not None else (
+                float(p.market_value) if p.market_value is not None else None)
+            out.append({"symbol": canonical(p.symbol, self.crypto), "qty": float(p.qty), "price": price,
+                        "value": value})
+        return out
 
     def sells(self, symbol: str, since: str) -> list[dict]:
         """Filled (or partly filled) sell orders of a symbol since an ISO time, newest first: what
