@@ -122,3 +122,26 @@ def test_reconcile_accept_books_a_sale_on_the_exchange_with_its_fee(world):
     assert st.cash(rt.settings.capital) == pytest.approx(rt.settings.capital + pnl, abs=0.005)
     assert json.loads(st.one("SELECT broker_view FROM reconcile_diffs")["broker_view"]) == 0
     assert reconcile(rt, accept=True)["differences"] == 0 and st.scalar("SELECT COUNT(*) FROM fills") == 2
+
+
+def test_a_partial_sale_on_the_exchange_reduces_the_position_and_moves_the_cash(world):
+    rt, x = world
+    st = rt.store
+    order = engine.create_order(rt, signal_id="test:btc", symbol="BTC/USDT", side="buy", intent="entry",
+                                reason="test", notional=9510.0)
+    opened = iso(rt.now())
+    engine.apply_update(rt, OrderUpdate(order["client_order_id"], "filled", "77",
+                                        (Fill("f1", 0.1, 95000.0, 9.5, opened),), ""))
+    cash0 = st.cash(rt.settings.capital)
+    x.balances = {"BTC": 0.04, "USDT": 10000.0}
+    x.trades = [{"symbol": "BTCUSDT", "id": 2, "orderId": 902, "price": "97000", "qty": "0.06", "quoteQty": "5820",
+                 "commission": "5.82", "commissionAsset": "USDT",
+                 "time": int(parse_ts(opened).timestamp() * 1000) + 1000, "isBuyer": False, "isMaker": False}]
+    seen = reconcile(rt)
+    assert seen["rows"][0]["exit_price"] == 97000.0 and st.scalar("SELECT COUNT(*) FROM fills") == 1
+    (row,) = reconcile(rt, accept=True)["rows"]
+    assert row["closed"] is False and row["realized_pnl"] is None
+    assert st.one("SELECT qty FROM positions")["qty"] == pytest.approx(0.04)
+    assert st.cash(rt.settings.capital) == pytest.approx(cash0 + 0.06 * 97000 - 5.82, abs=0.005)
+    assert st.scalar("SELECT COUNT(*) FROM trades") == 0
+    assert reconcile(rt, accept=True)["differences"] == 0 and st.scalar("SELECT COUNT(*) FROM fills") == 2
