@@ -122,10 +122,6 @@ class FakeProviders:
         if path == "/v2/clock":
             return 200, {"timestamp": now_iso(), "is_open": self.market_open,
                          "next_open": "2030-01-02T14:30:00Z", "next_close": "2030-01-02T21:00:00Z"}
-        if path == "/v2/account":
-            return 200, {"id": str(uuid.uuid4()), "account_number": "PA123", "status": "ACTIVE", "currency": "USD",
-                         "cash": "100000", "equity": "100000", "buying_power": "100000",
-                         "trading_blocked": False, "pattern_day_trader": False}
         if path == "/v2/positions":
             return 200, [self._position(s, q_) for s, q_ in self.positions.items()]
         if path == "/v2/orders:by_client_order_id":

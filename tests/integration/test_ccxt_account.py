@@ -88,7 +88,7 @@ def test_allocation_is_base_balances_at_tickers_with_the_quote_as_cash(world):
     assert all("DOGE" not in t.symbol and "XYZ" not in t.symbol for t in plan.trades)
 
 
-def test_pairs_with_different_quotes_cannot_be_weighed_together(world, tmp_path):
+def test_pairs_with_different_quotes_cannot_be_weighed_together(world):
     rt, _x = world
     rt.settings.universe.crypto = ["BTC/USDT", "ETH/USD"]
     with pytest.raises(ConfigError, match="one quote currency"):
