@@ -5,6 +5,7 @@ at the broker as a closed trade with its realized P&L."""
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
@@ -165,19 +166,43 @@ def test_reconcile_accept_books_a_hand_close_as_a_closed_trade(cli, fake):
     assert (_count(cli, "fills"), _count(cli, "orders"), _count(cli, "trades")) == booked  # nothing booked twice
 
 
-def test_a_stop_filled_at_the_broker_is_a_stop_loss_and_a_silent_close_uses_the_market_price(cli, fake):
-    write_config(cli, fake.url)
-    fake.prices["MSFT"] = 400.0
-    entries = open_positions(cli, fake, {"AAPL": "Apple smashes earnings expectations",
-                                         "MSFT": "Microsoft wins a record cloud contract"})
-    fake.close_by_hand("AAPL", 194.5, order_type="stop")  # the bracket's stop leg fired at the broker
-    del fake.positions["MSFT"]  # gone at the broker with no sell order to be found
+def test_a_stop_filled_at_the_broker_is_a_stop_loss_and_a_silent_close_uses_the_market_price(
+        cli, fake, monkeypatch):
+    import threading
+
+    from tokenomics.commands.run import tick
+    from tokenomics.reconcile import reconcile
+    from tokenomics.runtime import Options, Runtime
+
+    write_config(cli, fake.url)  # in-process this time: the same code as the CLI, without its start-up
+    monkeypatch.chdir(cli.cwd)
+    for k in [k for k in os.environ if k.startswith("TOKENOMICS_")]:
+        monkeypatch.delenv(k)
+    for k, v in KEYS.items():
+        monkeypatch.setenv(k, v)
+    rt = Runtime(Options(config=cli.cwd / "paper.yaml", db=cli.cwd / "store.db"))
+    try:
+        fake.prices["MSFT"] = 400.0
+        recent = (datetime.now(timezone.utc) - timedelta(minutes=5)).isoformat(timespec="seconds")
+        fake.add_news(1, "Apple smashes earnings expectations", ["AAPL"], recent.replace("+00:00", "Z"))
+        fake.add_news(2, "Microsoft wins a record cloud contract", ["MSFT"], recent.replace("+00:00", "Z"))
+        tick(rt, 1, threading.Event())
+        entries = {p["symbol"]: p for p in rt.store.positions()}
+        assert set(entries) == {"AAPL", "MSFT"}
+    finally:
+        rt.close()
+    fake.close_by_hand("AAPL", 194.5, order_type="stop")  # while tokenomics is down: the bracket's stop fires,
+    del fake.positions["MSFT"]  # and MSFT is gone with no sell order to be found
     fake.prices["MSFT"] = 390.0
-    rows = {r["symbol"]: r for r in cli.json("reconcile", "--accept", *ARGS, env=KEYS)["rows"]}
-    assert rows["AAPL"]["exit_price"] == 194.5 and rows["AAPL"]["price_source"].startswith("broker sell order")
-    assert rows["MSFT"]["exit_price"] == 390.0 and rows["MSFT"]["price_source"].startswith("market price")
-    for symbol, price, reason in (("AAPL", 194.5, "stop_loss"), ("MSFT", 390.0, "closed_at_broker")):
-        trade, e = _row(cli, f"SELECT * FROM trades WHERE symbol = '{symbol}'"), entries[symbol]
-        assert trade["exit_reason"] == reason and trade["exit_price"] == price
-        assert trade["pnl"] == pytest.approx(round((price - e["price"]) * e["qty"] - e["fee"], 2), abs=0.005)
-    assert _count(cli, "positions") == 0
+    rt = Runtime(Options(config=cli.cwd / "paper.yaml", db=cli.cwd / "store.db"))  # the next start
+    try:
+        rows = {r["symbol"]: r for r in reconcile(rt, accept=True)["rows"]}
+        assert rows["AAPL"]["exit_price"] == 194.5 and rows["AAPL"]["price_source"].startswith("broker sell order")
+        assert rows["MSFT"]["exit_price"] == 390.0 and rows["MSFT"]["price_source"].startswith("market price")
+        for symbol, price, reason in (("AAPL", 194.5, "stop_loss"), ("MSFT", 390.0, "closed_at_broker")):
+            trade, e = rt.store.one("SELECT * FROM trades WHERE symbol = ?", [symbol]), entries[symbol]
+            assert trade["exit_reason"] == reason and trade["exit_price"] == price
+            assert trade["pnl"] == pytest.approx(round((price - e["avg_price"]) * e["qty"] - e["fees"], 2), abs=0.005)
+        assert rt.store.positions() == []
+    finally:
+        rt.close()
