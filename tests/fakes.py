@@ -129,13 +129,12 @@ class FakeProviders:
         return Handler
 
     def route(self, method: str, path: str, q: dict, body: dict):
+        account = self.route_account(method, path, q)
+        if account is not None:
+            return account
         if path == "/v2/clock":
             return 200, {"timestamp": now_iso(), "is_open": self.market_open,
                          "next_open": "2030-01-02T14:30:00Z", "next_close": "2030-01-02T21:00:00Z"}
-        if path == "/v2/account":
-            return 200, {"id": str(uuid.uuid4()), "account_number": "PA123", "status": "ACTIVE", "currency": "USD",
-                         "cash": "100000", "equity": "100000", "buying_power": "100000",
-                         "trading_blocked": False, "pattern_day_trader": False}
         if path == "/v2/positions":
             return 200, [self._position(s, q_) for s, q_ in self.positions.items()]
         if path == "/v2/orders:by_client_order_id":
@@ -230,3 +229,49 @@ class FakeProviders:
         return {"candidates": [{"content": {"role": "model", "parts": [{"text": json.dumps(answer)}]},
                                 "finishReason": "STOP"}],
                 "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 30, "totalTokenCount": 150}}
+
+    # --- the account as the broker sees it: cash that follows the fills, orders listed, hand closes ---
+    starting_cash = 100000.0
+
+    def cash(self) -> float:
+        flows = sum(float(o["filled_qty"]) * float(o["filled_avg_price"] or 0) * (1 if o["side"] == "sell" else -1)
+                    for o in self.orders.values())
+        return round(self.starting_cash + flows, 2)
+
+    def close_by_hand(self, symbol: str, price: float, qty: float | None = None, order_type: str = "market") -> dict:
+        """Sell at the broker outside tokenomics (a person in the web UI, or a stop that fired)."""
+        held = self.positions.get(symbol, 0.0)
+        qty = held if qty is None else qty
+        ts = now_iso()
+        o = {"id": str(uuid.uuid4()), "client_order_id": str(uuid.uuid4()), "created_at": ts, "updated_at": ts,
+             "submitted_at": ts, "filled_at": ts, "asset_id": str(uuid.uuid4()), "symbol": symbol,
+             "asset_class": "crypto" if "/" in symbol else "us_equity", "notional": None, "qty": str(qty),
+             "filled_qty": str(qty), "filled_avg_price": str(price), "order_class": "simple",
+             "order_type": order_type, "type": order_type, "side": "sell", "time_in_force": "day",
+             "status": "filled", "extended_hours": False, "legs": None}
+        self.orders[o["client_order_id"]] = o
+        left = round(held - qty, 9)
+        if abs(left) < 1e-12:
+            self.positions.pop(symbol, None)
+        else:
+            self.positions[symbol] = left
+        return o
+
+    def route_account(self, method: str, path: str, q: dict):
+        if path == "/v2/account":
+            cash = self.cash()
+            equity = cash + sum(q_ * self.prices.get(s, 0.0) for s, q_ in self.positions.items())
+            return 200, {"id": str(uuid.uuid4()), "account_number": "PA123", "status": "ACTIVE", "currency": "USD",
+                         "cash": str(cash), "equity": str(round(equity, 2)), "buying_power": str(cash),
+                         "trading_blocked": False, "pattern_day_trader": False}
+        if path == "/v2/orders" and method == "GET":
+            closed = ("filled", "canceled", "expired", "rejected")
+            wanted = {s for s in q.get("symbols", "").split(",") if s}
+            got = [o for o in self.orders.values()
+                   if (q.get("status") != "closed" or o["status"] in closed)
+                   and (q.get("status") != "open" or o["status"] not in closed)
+                   and (not q.get("side") or o["side"] == q["side"])
+                   and (not wanted or o["symbol"] in wanted or o["symbol"].replace("/", "") in wanted)]
+            got.sort(key=lambda o: o["submitted_at"], reverse=q.get("direction", "desc") == "desc")
+            return 200, got[:int(q.get("limit") or 50)]
+        return None

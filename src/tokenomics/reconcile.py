@@ -1,16 +1,24 @@
 """Store vs broker: finish open orders from the broker's view, compare positions, record every
 difference, and (with accept) adopt the broker's view. engine.trade sends no new entry while a
-difference is open."""
+difference is open.
+
+Adopting a position the broker shows closed (or smaller) books it like any exit: a sell fill at
+the price the broker sold it for (its most recent filled sells of the symbol since the position
+opened that tokenomics did not send: a hand close, or a stop held at the broker), else at the
+current market price, through engine.apply_update, so the trades table, realized P&L and the
+store's cash stay consistent. The row says which price was used."""
 
 from __future__ import annotations
 
 import json
 
 from tokenomics import engine
+from tokenomics.adapters.brokers.base import Fill, OrderUpdate
 from tokenomics.runtime import Runtime
-from tokenomics.store import iso
+from tokenomics.store import iso, parse_ts
 
 TOLERANCE = 1e-9
+STOP_TYPES = ("stop", "stop_limit", "trailing_stop")
 
 
 def broker_positions(rt: Runtime) -> dict[str, float]:
@@ -20,7 +28,9 @@ def broker_positions(rt: Runtime) -> dict[str, float]:
     held = b.positions()
     if b.name == "ccxt":  # balances per currency: a pair's position is its base currency's balance
         return {s: held.get(s.split("/")[0], 0.0) for s in rt.settings.universe.crypto if held.get(s.split("/")[0])}
-    return held
+    # a holding outside the universe that tokenomics never held is not its business (nor its to trade)
+    mine = set(rt.settings.universe.symbols) | {p["symbol"] for p in rt.store.positions()}
+    return {s: q for s, q in held.items() if s in mine}
 
 
 def open_diffs(rt: Runtime) -> list[dict]:
@@ -40,6 +50,12 @@ def reconcile(rt: Runtime, accept: bool = False) -> dict:
             if abs(mine - theirs.get(sym, 0.0)) > TOLERANCE * max(1.0, abs(mine)):
                 found.append({"kind": "position_qty", "symbol": sym, "store_view": mine,
                               "broker_view": theirs.get(sym, 0.0)})
+        # what each reduction sold for (shown, and booked on accept): asked before any write transaction
+        exits = {d["symbol"]: exit_fill(rt, ours[d["symbol"]], ours[d["symbol"]]["qty"] - d["broker_view"])
+                 for d in found if d["symbol"] in ours and d["broker_view"] < d["store_view"]}
+        for d in found:
+            if d["symbol"] in exits:
+                d.update(exit_price=exits[d["symbol"]]["price"], price_source=exits[d["symbol"]]["source"])
         with st.tx():
             st.execute("UPDATE reconcile_diffs SET status = 'resolved', resolved_at = ? WHERE status = 'open'", [now])
             for d in found:
@@ -47,24 +63,79 @@ def reconcile(rt: Runtime, accept: bool = False) -> dict:
                     "found_at": now, "kind": d["kind"], "symbol": d["symbol"], "client_order_id": None,
                     "store_view": json.dumps(d["store_view"]), "broker_view": json.dumps(d["broker_view"]),
                     "status": "accepted" if accept else "open", "resolved_at": now if accept else None})
-                if accept:
+                if accept and d["symbol"] in exits:
+                    booked = book_exit(rt, ours[d["symbol"]], exits[d["symbol"]])
+                    d.update(client_order_id=booked["client_order_id"], closed=booked["closed"] is not None,
+                             realized_pnl=booked["closed"]["pnl"] if booked["closed"] else None)
+                elif accept:
                     adopt(rt, d["symbol"], d["broker_view"], ours.get(d["symbol"]))
+                    d["adopted"] = "new position at the market price" if d["symbol"] not in ours else "quantity"
     return {"orders_updated": len(adopted), "differences": len(found), "accepted": accept and bool(found),
-            "rows": found}
+            "realized_pnl": round(sum(d.get("realized_pnl") or 0.0 for d in found), 2), "rows": found}
+
+
+def exit_fill(rt: Runtime, pos: dict, qty: float) -> dict:
+    """The sale behind a position the broker shows `qty` smaller: {qty, price, fee, ts, source,
+    broker_order_id, reason}. The price is the volume-weighted price of the broker's newest filled
+    sells of the symbol since the position opened that are not tokenomics' own orders; any quantity
+    they do not cover is priced at the current market price. `source` says which."""
+    st = rt.store
+    sells = getattr(rt.broker, "sells", None)
+    found = sells(pos["symbol"], pos["opened_at"]) if sells else []
+    ours = {r["client_order_id"] for r in st.all("SELECT client_order_id FROM orders WHERE symbol = ?", [pos["symbol"]])}
+    ours |= {i for r in st.all("SELECT broker_order_id FROM orders WHERE symbol = ? AND broker_order_id IS NOT NULL",
+                               [pos["symbol"]]) for i in r["broker_order_id"].split(",")}
+    left, value, fee, used = qty, 0.0, 0.0, []
+    for s in found:
+        if left <= TOLERANCE or s["client_order_id"] in ours or s["order_id"] in ours:
+            continue
+        take = min(left, s["qty"])
+        value, fee, left = value + take * s["price"], fee + s["fee"] * take / s["qty"], left - take
+        used.append(s)
+    if left > TOLERANCE * max(1.0, qty):
+        market = rt.price(pos["symbol"])
+        value += left * market
+        source = "market price (no broker sell found)" if not used else "broker sells + market price for the rest"
+    else:
+        source = f"broker sell order {used[0]['order_id']}" if len(used) == 1 else "broker sell orders"
+    stop = any(s["type"] in STOP_TYPES for s in used)
+    return {"qty": qty, "price": round(value / qty, 6), "fee": round(fee, 2), "source": source,
+            "ts": iso(parse_ts(used[0]["ts"])) if used and used[0]["ts"] else iso(rt.now()), "reason": "stop_loss" if stop else "closed_at_broker",
+            "broker_order_id": ",".join(s["order_id"] for s in used)}
+
+
+def book_exit(rt: Runtime, pos: dict, sale: dict) -> dict:
+    """Book a sale made at the broker as a filled exit order of the position: a sell fill, its cash,
+    and (when it closes the position) a trades row with the realized P&L, through engine.apply_update.
+    Keyed on the position and the quantities, so adopting the same sale twice books it once."""
+    sid = f"reconcile:{pos['entry_order_id']}:{pos['qty']:.9g}-{sale['qty']:.9g}"
+    now = iso(rt.now())
+    rt.store.insert_ignore("signals", [{
+        "id": sid, "symbol": pos["symbol"], "side": "sell", "source": "exit", "strength": 1.0,
+        "reason": f"{sale['reason']} at {sale['price']} ({sale['source']})", "ref": pos["entry_order_id"],
+        "asset_class": pos["asset_class"], "created_at": now, "status": "sized",
+        "status_reason": "adopted by reconcile --accept", "size_method": "close",
+        "notional": round(sale["qty"] * sale["price"], 2), "updated_at": now}])
+    order = engine.create_order(rt, signal_id=sid, symbol=pos["symbol"], side="sell", intent="exit",
+                                reason=sale["reason"], qty=sale["qty"])
+    coid = engine.client_order_id(sid)
+    if order is None:  # already booked
+        return {"client_order_id": coid, "closed": None}
+    fill = Fill(f"reconcile:{coid}", sale["qty"], sale["price"], sale["fee"], sale["ts"])
+    return engine.apply_update(rt, OrderUpdate(coid, "filled", sale["broker_order_id"], (fill,), ""))
 
 
 def adopt(rt: Runtime, symbol: str, qty: float, pos: dict | None) -> None:
-    """Make the store's position match the broker's quantity (a hand close, a stop filled while down)."""
+    """Make the store's position match a larger broker quantity, or take on a position the store
+    never had (valued at the market price)."""
     st = rt.store
-    if qty <= TOLERANCE:
-        st.execute("DELETE FROM positions WHERE symbol = ?", [symbol])
-    elif pos is not None:
+    if pos is not None:
         st.execute("UPDATE positions SET qty = ?, cost = avg_price * ?, updated_at = ? WHERE symbol = ?",
                    [qty, qty, iso(rt.now()), symbol])
     else:
         price = rt.price(symbol)
         st.db["positions"].insert({
             "symbol": symbol, "qty": qty, "avg_price": price, "cost": qty * price, "fees": 0.0,
-            "opened_at": iso(rt.now()), "entry_order_id": f"adopted:{symbol}", "source": "reconcile",
+            "opened_at": iso(rt.now()), "entry_order_id": f"adopted:{symbol}:{iso(rt.now())}", "source": "reconcile",
             "signal_id": None, "asset_class": rt.asset_class(symbol), "high_water": price, "last_price": price,
             "updated_at": iso(rt.now())})

@@ -30,8 +30,11 @@ def rebalance(
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of current vs target weights here."),
     execute: bool = typer.Option(False, "--execute", help="Send the orders (default: plan only)."),
 ) -> None:
-    """Target weights (HRP, mean-variance, equal, inverse volatility), the trades that move the paper
-    account there, their estimated fees and slippage, and a drift score. Plan only unless --execute,
+    """Target weights (HRP, mean-variance, equal, inverse volatility), the trades that move the account
+    there, their estimated fees and slippage, and a drift score. The current allocation is the paper
+    account in sim mode; in paper/live mode the broker's own positions and cash (Alpaca), or balances
+    (ccxt: each pair's base currency at its ticker, the quote currency as cash); holdings outside the
+    universe are listed under account.unmanaged and never traded. Plan only unless --execute,
     which sends the orders through the trading lock, the risk gate and the idempotent order path:
     the same plan (same target weights, same day) never sends an order twice."""
     from tokenomics import engine, rebalancer
@@ -65,18 +68,21 @@ def rebalance(
         (day, _), _ = engine.period_keys(rt, rt.now())
         pid = rb.plan_id(weights, day)
         if execute:
-            plan, orders = rebalancer.execute(rt, weights, pid, min_trade_usd, band)
+            plan, orders, alloc = rebalancer.execute(rt, weights, pid, min_trade_usd, band)
         else:
-            plan, orders = rebalancer.make_plan(rt, weights, min_trade_usd, band), []
+            alloc = rebalancer.current_allocation(rt)
+            plan, orders = rebalancer.make_plan(rt, weights, min_trade_usd, band, alloc), []
         counts.update(method=method, planned=len(plan.planned), orders=sum(1 for o in orders if "client_order_id" in o))
     cap = rt.settings.risk.max_position_pct / 100.0
     warnings = [f"target weight of {s} ({w:.1%}) is above risk.max_position_pct ({cap:.0%}): the gate caps the buy"
                 for s, w in weights.items() if w > cap + 1e-9]
+    warnings += rebalancer.account_warnings(rt, alloc)
     current = {**{s: round(w, 6) for s, w in plan.current.items()}, "cash": round(plan.cash / plan.equity, 6)}
     doc = {
         "method": method, "plan_id": pid, "executed": execute, "now": rt.now().isoformat(), "prices": origin,
         "observations": len(returns), "equity": plan.equity, "cash": plan.cash, "drift": round(plan.drift, 6),
-        "current_weights": current, "target_weights": {s: round(w, 8) for s, w in weights.items()},
+        "account": alloc.as_dict(), "current_weights": current,
+        "target_weights": {s: round(w, 8) for s, w in weights.items()},
         "after_weights": {s: round(w, 6) for s, w in plan.after().items()},
         "trades": [t.as_dict() for t in plan.trades],
         "costs": {"turnover": round(plan.turnover, 2), "fees": round(plan.fees, 2),

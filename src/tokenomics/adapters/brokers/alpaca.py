@@ -136,6 +136,50 @@ class AlpacaBroker:
             raise ProviderError(f"alpaca positions: {_describe(exc)}") from None
         return {canonical(p.symbol, self.crypto): float(p.qty) for p in got}
 
+    def holdings(self) -> list[dict]:
+        """Every open position as the broker values it: symbol (universe form), qty, current price
+        and value at that price (used for holdings outside the universe, which we have no price feed for)."""
+        try:
+            got = self.client.get_all_positions()
+        except Exception as exc:
+            raise ProviderError(f"alpaca positions: {_describe(exc)}") from None
+        out = []
+        for p in got:
+            price = float(p.current_price) if p.current_price is not None else None
+            value = float(p.qty) * price if price is not None else (
+                float(p.market_value) if p.market_value is not None else None)
+            out.append({"symbol": canonical(p.symbol, self.crypto), "qty": float(p.qty), "price": price,
+                        "value": value})
+        return out
+
+    def sells(self, symbol: str, since: str) -> list[dict]:
+        """Filled (or partly filled) sell orders of a symbol since an ISO time, newest first: what
+        a hand close, or a stop held at the broker, sold for."""
+        from alpaca.trading.enums import OrderSide, QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        from tokenomics.store import parse_ts
+
+        # no `after`: Alpaca filters on submission time, and a bracket's stop leg is submitted with the entry
+        req = GetOrdersRequest(status=QueryOrderStatus.CLOSED, side=OrderSide.SELL, symbols=[symbol], limit=100,
+                               direction="desc")
+        try:
+            got = self.client.get_orders(req)
+        except Exception as exc:
+            raise ProviderError(f"alpaca orders {symbol}: {_describe(exc)}") from None
+        out = []
+        for o in got:
+            qty, avg = float(o.filled_qty or 0), float(o.filled_avg_price or 0)
+            filled = o.filled_at or o.updated_at
+            if (qty <= 0 or avg <= 0 or canonical(o.symbol.replace("/", ""), self.crypto) != symbol
+                    or filled is None or filled < parse_ts(since)):
+                continue
+            kind = str(getattr(o.order_type or o.type, "value", o.order_type or o.type) or "")
+            out.append({"order_id": str(o.id), "client_order_id": o.client_order_id, "qty": qty, "price": avg,
+                        "fee": 0.0, "ts": filled.isoformat(timespec="seconds"),
+                        "type": kind})
+        return sorted(out, key=lambda r: r["ts"], reverse=True)
+
     def account(self) -> dict:
         try:
             a = self.client.get_account()

@@ -165,6 +165,28 @@ class CcxtBroker:
         bal = self._call("balance", lambda: self.ex.fetch_balance())
         return {k: float(v) for k, v in (bal.get("total") or {}).items() if v}
 
+    def has_market(self, symbol: str) -> bool:
+        return bool(self._call("markets", lambda: symbol in self.ex.markets))
+
+    def sells(self, symbol: str, since: str) -> list[dict]:
+        """This account's sell trades of a pair since an ISO time, newest first (a hand close, or a
+        sale made on the exchange's own screen); fees counted only when paid in the quote currency."""
+        from tokenomics.store import parse_ts
+
+        since_ms = int(parse_ts(since).timestamp() * 1000)
+        got = self._call(f"trades {symbol}", lambda: self.ex.fetch_my_trades(symbol, since_ms, 100))
+        quote = symbol.split("/")[-1]
+        out = []
+        for t in got or []:
+            if t.get("side") != "sell" or not t.get("amount") or not t.get("price"):
+                continue
+            fee = t.get("fee") or {}
+            out.append({"order_id": str(t.get("order") or t.get("id") or ""), "client_order_id": "",
+                        "qty": float(t["amount"]), "price": float(t["price"]),
+                        "fee": float(fee.get("cost") or 0) if fee.get("currency") == quote else 0.0,
+                        "ts": t.get("datetime") or "", "type": str(t.get("type") or "")})
+        return sorted(out, key=lambda r: r["ts"], reverse=True)
+
     def check(self) -> str:
         n = len([v for v in self.positions().values() if v])
         return f"{self.s.exchange} ({'sandbox' if self.sandbox else 'LIVE'}): balance readable, {n} non-zero assets"
