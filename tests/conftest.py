@@ -23,8 +23,6 @@ class CLI:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENOMICS_")}
         self.env["TOKENOMICS_STORE__PATH"] = str(cwd / "store.db")
         self.env["TOKENOMICS_LOGS__DIR"] = str(cwd / "logs")
-        # the CLI runs in a temp dir: make PYTHONPATH=src name this checkout's src, not the editable install's
-        self.env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
 
     def __call__(self, *args: str, input: str | None = None, env: dict | None = None,
                  timeout: float = 300) -> subprocess.CompletedProcess:
