@@ -419,20 +419,26 @@ def apply_update(rt: Runtime, upd: OrderUpdate) -> dict:
                 qty=pos["qty"] if pos else 0.0, avg_price=pos["avg_price"] if pos else 0.0,
                 cost=pos["cost"] if pos else 0.0, fees=pos["fees"] if pos else 0.0,
                 side=order["side"], fill_qty=f.qty, price=f.price, fee=f.fee,
+                partial=pos["realized_partial"] if pos else 0.0, sold_qty=pos["sold_qty"] if pos else 0.0,
+                sold_cost=pos["sold_cost"] if pos else 0.0,
             )
             if res.realized is not None:
                 closed = {
                     "entry_order_id": pos["entry_order_id"], "exit_order_id": upd.client_order_id,
-                    "symbol": order["symbol"], "source": pos["source"], "qty": pos["qty"],
-                    "entry_price": pos["avg_price"], "exit_price": f.price, "fees": cents(res.fees),
-                    "pnl": res.realized, "return_pct": round(res.realized / pos["cost"] * 100, 4),
+                    "symbol": order["symbol"], "source": pos["source"], "qty": res.sold_qty,
+                    "entry_price": pos["avg_price"], "fees": cents(res.fees),
+                    "exit_price": f.price if res.sold_qty == f.qty else  # else the sells' average
+                    round((res.realized + res.fees + res.sold_cost) / res.sold_qty, 6),
+                    "pnl": res.realized, "return_pct": round(res.realized / res.sold_cost * 100, 4),
                     "opened_at": pos["opened_at"], "closed_at": f.ts, "exit_reason": order["reason"],
                 }
                 st.insert_ignore("trades", [closed])
                 st.execute("DELETE FROM positions WHERE symbol = ?", [order["symbol"]])
             elif pos:
-                st.execute("UPDATE positions SET qty = ?, avg_price = ?, cost = ?, fees = ?, updated_at = ? "
-                           "WHERE symbol = ?", [res.qty, res.avg_price, res.cost, res.fees, f.ts, order["symbol"]])
+                st.execute("UPDATE positions SET qty = ?, avg_price = ?, cost = ?, fees = ?, realized_partial = ?, "
+                           "sold_qty = ?, sold_cost = ?, updated_at = ? WHERE symbol = ?",
+                           [res.qty, res.avg_price, res.cost, res.fees, res.partial, res.sold_qty, res.sold_cost,
+                            f.ts, order["symbol"]])
             else:
                 sig = st.one("SELECT source FROM signals WHERE id = ?", [order["signal_id"]])
                 st.db["positions"].insert({

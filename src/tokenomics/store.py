@@ -123,6 +123,9 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     lambda db: [db.execute(sql) for sql in (
         "ALTER TABLE articles ADD COLUMN duplicate_of TEXT",
         "CREATE INDEX articles_created ON articles(created_at)")],
+    # partial sells: the gain of the parts sold so far, booked into the trade when the position closes
+    lambda db: [db.execute(f"ALTER TABLE positions ADD COLUMN {col} REAL NOT NULL DEFAULT 0")
+                for col in ("realized_partial", "sold_qty", "sold_cost")],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -281,7 +284,10 @@ class Store:
         return self.all("SELECT * FROM positions ORDER BY symbol")
 
     def realized_pnl(self) -> float:
-        return round(self.scalar("SELECT COALESCE(SUM(pnl), 0) FROM trades") or 0.0, 2)
+        """Closed trades' P&L plus the gain of open positions' partial sells (their fees count at the close)."""
+        closed = self.scalar("SELECT COALESCE(SUM(pnl), 0) FROM trades") or 0.0
+        partial = self.scalar("SELECT COALESCE(SUM(realized_partial), 0) FROM positions") or 0.0
+        return round(closed + partial, 2)
 
     def open_orders(self) -> list[dict[str, Any]]:
         return self.all(

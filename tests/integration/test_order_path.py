@@ -84,3 +84,30 @@ def test_exit_sells_the_whole_position_and_books_a_trade(rt):
     assert trade["exit_reason"] == "stop_loss" and trade["entry_order_id"] == engine.client_order_id(sid)
     assert rt.store.positions() == []
     assert engine.check_exits(rt)["exits"] == 0
+
+
+def test_a_position_sold_in_parts_books_one_trade_with_every_part(rt):
+    sid = sized_signal(rt, notional=1000.0)
+    buy = engine.create_order(rt, signal_id=sid, symbol="BTC/USD", side="buy", intent="entry",
+                              reason="sentiment", notional=1000.0)
+    engine.send(rt, buy)
+    bought = rt.store.positions()[0]["qty"]
+    rt.advance(3)
+    trim = engine.create_order(rt, signal_id="rebalance:t:BTC/USD", symbol="BTC/USD", side="sell", intent="exit",
+                               reason="rebalance", qty=round(bought / 3, 8))
+    engine.send(rt, trim)
+    assert rt.store.scalar("SELECT COUNT(*) FROM trades") == 0  # still open: no trade yet...
+    partial = rt.store.positions()[0]["realized_partial"]
+    assert partial != 0 and rt.store.realized_pnl() == partial  # ...but the trimmed part's gain is realized
+    rt.advance(3)
+    rest = rt.store.positions()[0]["qty"]
+    close = engine.create_order(rt, signal_id="exit:t:BTC/USD", symbol="BTC/USD", side="sell", intent="exit",
+                                reason="take_profit", qty=rest)
+    engine.send(rt, close)
+    (trade,) = rt.store.all("SELECT * FROM trades")
+    assert trade["qty"] == pytest.approx(bought)
+    cash = rt.store.cash(rt.settings.capital)
+    assert trade["pnl"] == pytest.approx(cash - rt.settings.capital, abs=0.005)  # every fill's cash flow
+    assert rt.store.realized_pnl() == trade["pnl"] and rt.store.positions() == []
+    sells = rt.store.all("SELECT qty, price FROM fills WHERE side = 'sell'")
+    assert trade["exit_price"] * bought == pytest.approx(sum(f["qty"] * f["price"] for f in sells), abs=0.01)

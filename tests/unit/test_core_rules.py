@@ -245,3 +245,27 @@ def test_realized_pnl_equals_the_fills_cash_flows_to_the_cent():
                      fill_qty=qty, price=price_out, fee=fee_out)
     flows = cash_flow("buy", qty, price_in, fee_in) + cash_flow("sell", qty, price_out, fee_out)
     assert out.realized == cents(flows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.floats(0.05, 0.95), st.floats(1, 1000), st.floats(0, 0.003)),
+                min_size=1, max_size=8))
+def test_a_round_trip_in_many_fills_realizes_exactly_its_cash_flows(steps):
+    """Buys, partial sells (a rebalance trim, a partial exit), more buys, then a full close: the trade's
+    P&L is the sum of every fill's cash flow, to the cent, and it covers every unit bought."""
+    pos = apply_fill(qty=0, avg_price=0, cost=0, fees=0, side="buy", fill_qty=1.5, price=100, fee=0.15)
+    flows, bought = cash_flow("buy", 1.5, 100, 0.15), 1.5
+    for is_buy, frac, price, fee_rate in steps:
+        side, q = ("buy", round(frac * 3, 6)) if is_buy else ("sell", round(pos.qty * frac, 9))
+        fee = cents(q * price * fee_rate)
+        pos = apply_fill(qty=pos.qty, avg_price=pos.avg_price, cost=pos.cost, fees=pos.fees, side=side, fill_qty=q,
+                         price=price, fee=fee, partial=pos.partial, sold_qty=pos.sold_qty, sold_cost=pos.sold_cost)
+        flows += cash_flow(side, q, price, fee)
+        bought += q if is_buy else 0.0
+        assert pos.realized is None and pos.qty > 0
+    last = apply_fill(qty=pos.qty, avg_price=pos.avg_price, cost=pos.cost, fees=pos.fees, side="sell",
+                      fill_qty=pos.qty, price=123.45, fee=0.1, partial=pos.partial, sold_qty=pos.sold_qty,
+                      sold_cost=pos.sold_cost)
+    flows += cash_flow("sell", pos.qty, 123.45, 0.1)
+    assert last.qty == 0 and last.realized == pytest.approx(cents(flows), abs=0.005)
+    assert last.sold_qty == pytest.approx(bought)
