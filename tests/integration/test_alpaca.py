@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes import ALPACA_KEY, ALPACA_SECRET, FakeProviders
+from tests.fakes import ALPACA_KEY, ALPACA_SECRET
 from tokenomics.adapters.brokers.alpaca import AlpacaBroker
 from tokenomics.adapters.brokers.base import OrderRequest
 from tokenomics.adapters.market.alpaca import AlpacaMarketData
@@ -12,22 +12,9 @@ from tokenomics.adapters.news.alpaca import CURSOR, AlpacaNews
 from tokenomics.config import NewsSettings
 from tokenomics.core.errors import ProviderError
 from tokenomics.keys import Key
-from tokenomics.store import Store, parse_ts
+from tokenomics.store import parse_ts
 
 KEY, SECRET = Key("ALPACA_API_KEY", ALPACA_KEY), Key("ALPACA_SECRET_KEY", ALPACA_SECRET)
-
-
-@pytest.fixture
-def fake():
-    with FakeProviders() as f:
-        yield f
-
-
-@pytest.fixture
-def store(tmp_path):
-    st = Store.open(tmp_path / "s.db")
-    yield st
-    st.close()
 
 
 def broker(fake, booked=None, timeout=5.0, **kw) -> AlpacaBroker:

@@ -6,29 +6,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.fakes import ALPACA_KEY, ALPACA_SECRET, FakeProviders
+from tests.fakes import ALPACA_KEY, ALPACA_SECRET
 from tokenomics import bars
 from tokenomics.adapters.market.alpaca import AlpacaMarketData
 from tokenomics.core.errors import ProviderError
 from tokenomics.keys import Key
-from tokenomics.store import Store
 
 KEY, SECRET = Key("ALPACA_API_KEY", ALPACA_KEY), Key("ALPACA_SECRET_KEY", ALPACA_SECRET)
 T0 = datetime(2024, 1, 2, 14, 0, tzinfo=timezone.utc)
 H = timedelta(hours=1)
-
-
-@pytest.fixture
-def fake():
-    with FakeProviders() as f:
-        yield f
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "bars.db")
-    yield s
-    s.close()
 
 
 def fetch(store, fake, symbol, hours, page_limit=1000):

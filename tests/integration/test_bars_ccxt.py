@@ -9,7 +9,6 @@ import pytest
 
 from tokenomics import bars
 from tokenomics.core.errors import ProviderError
-from tokenomics.store import Store
 
 ccxt = pytest.importorskip("ccxt")
 H = 3_600_000
@@ -51,13 +50,6 @@ def exchange(fake: FakeBinance):
     }])
     ex.fetch = fake
     return ex
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "bars.db")
-    yield s
-    s.close()
 
 
 def fetch(store, fake, hours):

@@ -12,7 +12,6 @@ from tokenomics.adapters.scorers.gemini import GeminiScorer
 from tokenomics.config import SentimentSettings
 from tokenomics.core.models import Article
 from tokenomics.keys import Key
-from tokenomics.store import Store
 
 FAKE_KEY = "AIzaFAKE-gemini-key-0123456789"
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
@@ -59,13 +58,6 @@ class Server:
 
     def prompts(self) -> list[dict]:
         return [json.loads(r.content) for r in self.requests]
-
-
-@pytest.fixture
-def store(tmp_path):
-    st = Store.open(tmp_path / "s.db")
-    yield st
-    st.close()
 
 
 def scorer(store, server, sleeps=None, **settings) -> GeminiScorer:

@@ -1,6 +1,5 @@
 """Each rule of the loop's core logic, at and around its boundary."""
 
-from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings
