@@ -1,6 +1,5 @@
 """`tokenomics risk`: metrics of the sim account against empyrical; the latched drawdown halt."""
 
-
 import numpy as np
 import pytest
 

@@ -1,6 +1,5 @@
 """Each rule of the loop's core logic, at and around its boundary."""
 
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
