@@ -145,3 +145,27 @@ def test_a_partial_sale_on_the_exchange_reduces_the_position_and_moves_the_cash(
     assert st.cash(rt.settings.capital) == pytest.approx(cash0 + 0.06 * 97000 - 5.82, abs=0.005)
     assert st.scalar("SELECT COUNT(*) FROM trades") == 0
     assert reconcile(rt, accept=True)["differences"] == 0 and st.scalar("SELECT COUNT(*) FROM fills") == 2
+
+
+def test_rebalance_on_an_exchange_weighs_the_crypto_pairs_only(world):
+    from typer.testing import CliRunner
+
+    from tokenomics.commands.rebalance import app
+    from tokenomics.core.errors import UsageProblem
+
+    rt, x = world
+    rt.settings.universe.equities = ["AAPL"]  # configured for another broker: an exchange cannot hold it
+    x.balances = {"BTC": 0.1, "USDT": 5000.0}
+    bad = CliRunner().invoke(app, ["--symbols", "AAPL,BTC/USDT"], obj=rt)
+    assert isinstance(bad.exception, UsageProblem) and "crypto pairs only" in str(bad.exception)
+    rt.opts.json = True
+    with rt.store.tx():  # daily closes of the pairs, as `fetch-bars --source ccxt` stores them
+        rt.store.insert_ignore("bars", [
+            {"source": "ccxt", "symbol": sym, "timeframe": "1d", "ts": f"2025-12-{d:02d}T00:00:00+00:00",
+             "open": p * (1 + d / 100), "high": p * (1 + d / 100), "low": p * (1 + d / 100),
+             "close": p * (1 + d / 100) * (1 + (-1) ** d / 50), "volume": 1.0}
+            for sym, p in PRICES.items() for d in range(1, 29)])
+    ok = CliRunner().invoke(app, ["--method", "equal"], obj=rt)
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.output)
+    assert set(doc["target_weights"]) == {"BTC/USDT", "ETH/USDT"}
