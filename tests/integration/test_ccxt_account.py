@@ -95,14 +95,20 @@ def test_pairs_with_different_quotes_cannot_be_weighed_together(world):
         rebalancer.current_allocation(rt)
 
 
-def test_reconcile_accept_books_a_sale_on_the_exchange_with_its_fee(world):
-    rt, x = world
-    st = rt.store
+def buy_btc(rt) -> str:
+    """Book a filled entry of 0.1 BTC at 95,000 (fee 9.5); return its fill time."""
     order = engine.create_order(rt, signal_id="test:btc", symbol="BTC/USDT", side="buy", intent="entry",
                                 reason="test", notional=9510.0)
     opened = iso(rt.now())
     engine.apply_update(rt, OrderUpdate(order["client_order_id"], "filled", "77",
                                         (Fill("f1", 0.1, 95000.0, 9.5, opened),), ""))
+    return opened
+
+
+def test_reconcile_accept_books_a_sale_on_the_exchange_with_its_fee(world):
+    rt, x = world
+    st = rt.store
+    opened = buy_btc(rt)
     x.balances = {"BTC": 0.0, "USDT": 10000.0}
     t0 = int(parse_ts(opened).timestamp() * 1000)
     x.trades = [  # sold on the exchange's own screen in two parts, fee in USDT
@@ -127,11 +133,7 @@ def test_reconcile_accept_books_a_sale_on_the_exchange_with_its_fee(world):
 def test_a_partial_sale_on_the_exchange_reduces_the_position_and_moves_the_cash(world):
     rt, x = world
     st = rt.store
-    order = engine.create_order(rt, signal_id="test:btc", symbol="BTC/USDT", side="buy", intent="entry",
-                                reason="test", notional=9510.0)
-    opened = iso(rt.now())
-    engine.apply_update(rt, OrderUpdate(order["client_order_id"], "filled", "77",
-                                        (Fill("f1", 0.1, 95000.0, 9.5, opened),), ""))
+    opened = buy_btc(rt)
     cash0 = st.cash(rt.settings.capital)
     x.balances = {"BTC": 0.04, "USDT": 10000.0}
     x.trades = [{"symbol": "BTCUSDT", "id": 2, "orderId": 902, "price": "97000", "qty": "0.06", "quoteQty": "5820",
