@@ -130,7 +130,9 @@ class Runtime:
     def alpaca_limiter(self):
         from tokenomics.adapters.alpaca_http import RateLimiter
 
-        return RateLimiter(self.settings.news.max_requests_per_minute)
+        # one budget for every process on this store: a cron fetch-news beside run --loop
+        return RateLimiter(self.settings.news.max_requests_per_minute,
+                           path=self.db_path.with_name(self.db_path.name + ".alpaca-requests"))
 
     @cached_property
     def market_data(self):

@@ -7,28 +7,48 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
 class RateLimiter:
-    """At most `per_minute` requests in any 60 s window (sleeps until a slot frees)."""
+    """At most `per_minute` requests in any 60 s window (sleeps until a slot frees).
+
+    With `path`, the window lives in that file under an advisory lock, so every process that shares
+    it (a cron `fetch-news` next to `run --loop` on the same store) shares one budget."""
 
     def __init__(self, per_minute: int, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
-        self.per_minute, self.sleep, self.clock = per_minute, sleep, clock
+                 clock: Callable[[], float] | None = None, path: Path | None = None):
+        self.per_minute, self.sleep, self.path = per_minute, sleep, path
+        self.clock = clock or (time.time if path else time.monotonic)  # processes share wall time only
         self.sent: deque[float] = deque()
         self.lock = threading.Lock()
 
     def acquire(self) -> None:
         with self.lock:
+            if self.path is None:
+                self._take(self.sent)
+                return
+            import fcntl
+
+            with open(self.path, "a+", encoding="ascii") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+                fh.seek(0)
+                sent = deque(float(x) for x in fh.read().split())
+                self._take(sent)
+                fh.seek(0)
+                fh.truncate()
+                fh.write("\n".join(f"{t:.3f}" for t in sent))
+
+    def _take(self, sent: deque[float]) -> None:
+        now = self.clock()
+        while sent and now - sent[0] >= 60:
+            sent.popleft()
+        if len(sent) >= self.per_minute:
+            self.sleep(60 - (now - sent[0]))
+            sent.popleft()
             now = self.clock()
-            while self.sent and now - self.sent[0] >= 60:
-                self.sent.popleft()
-            if len(self.sent) >= self.per_minute:
-                self.sleep(60 - (now - self.sent[0]))
-                self.sent.popleft()
-                now = self.clock()
-            self.sent.append(now)
+        sent.append(now)
 
 
 def harden(client: Any, timeout: float, limiter: RateLimiter | None = None, retry_wait: int = 3) -> Any:
