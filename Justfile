@@ -21,6 +21,16 @@ demo ticks="200":
 loop:
     tokenomics run --loop
 
+# The model strategy forever: the shipped (or ml.model) price model's signals each tick instead of the news chain.
+loop-model:
+    tokenomics run --loop --strategy model
+
+# Backtest the three strategies on the sim history (no keys, no network); HTML reports in reports/.
+backtests steps="200":
+    tokenomics backtest --strategy sentiment --steps {{steps}} --report reports/backtest-sentiment.html
+    tokenomics backtest --strategy model --steps {{steps}} --report reports/backtest-model.html
+    tokenomics backtest --strategy sma --steps {{steps}} --grid symbol=BTC/USD --report reports/backtest-sma.html
+
 # One tick of the chain, for cron: */5 * * * * cd /path/to/tokenomics && just cron
 cron:
     tokenomics run --once --json >> logs/cron.jsonl
