@@ -56,6 +56,8 @@ class LazyGroup(TyperGroup):
         module = importlib.import_module(f"tokenomics.commands.{COMMANDS[cmd_name][0]}")
         cmd = typer.main.get_command(module.app)
         cmd.name = cmd_name
+        # shell completion belongs to `tokenomics` itself, not to each subcommand's own Typer app
+        cmd.params = [p for p in cmd.params if p.name not in ("install_completion", "show_completion")]
         return cmd
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:

@@ -23,6 +23,18 @@ def test_help_imports_no_heavy_library():
     assert "fetch-news" in proc.stdout and "check-exits" in proc.stdout
 
 
+def test_every_command_explains_itself_in_its_help():
+    from typer.testing import CliRunner
+
+    from tokenomics.cli import COMMANDS, app
+
+    for name in COMMANDS:
+        out = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"})
+        assert out.exit_code == 0, (name, out.output)
+        assert "Usage: " in out.output and name in out.output
+        assert "completion" not in out.output, name  # completion is the top-level command's option only
+
+
 def test_global_options_work_after_the_command(cli):
     doc = cli.json("status")  # --json appended after the command name
     assert doc["mode"] == "sim" and doc["cash"] == 10000
