@@ -36,9 +36,20 @@ def emit(rt: Runtime, doc: dict[str, Any], *, title: str = "", rows_key: str = "
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.6g}"
+    if isinstance(v, list) and len(v) > 6 and isinstance(v[0], (list, int, float)):  # a series: size and ends
+        return f"{len(v)} points: {json.dumps(v[0], default=str)} … {json.dumps(v[-1], default=str)}"
     if isinstance(v, (dict, list)):
         return json.dumps(v, default=str)[:80]
     return "" if v is None else str(v)
+
+
+def _is_rows(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and isinstance(v[0], dict)
+
+
+def _is_record(v: Any) -> bool:
+    """A flat mapping (metrics, weights): shown as its own two-column table."""
+    return isinstance(v, dict) and bool(v) and not any(isinstance(x, (dict, list)) for x in v.values())
 
 
 def _table(doc: dict[str, Any], title: str, rows_key: str, columns: list[str] | None) -> None:
@@ -48,12 +59,17 @@ def _table(doc: dict[str, Any], title: str, rows_key: str, columns: list[str] | 
     console = Console()
     summary = Table(title=title or None, show_header=False, box=None)
     for k, v in doc.items():
-        if isinstance(v, list) and v and isinstance(v[0], dict):
-            continue
-        summary.add_row(f"[bold]{k}[/bold]", _fmt(v))
+        if not (_is_rows(v) or _is_record(v)):
+            summary.add_row(f"[bold]{k}[/bold]", _fmt(v))
     console.print(summary)
+    for key, record in doc.items():
+        if _is_record(record):
+            t = Table(title=key, show_header=False)
+            for k, v in record.items():
+                t.add_row(k, _fmt(v))
+            console.print(t)
     for key, rows in doc.items():
-        if not (isinstance(rows, list) and rows and isinstance(rows[0], dict)):
+        if not _is_rows(rows):
             continue
         cols = columns if (key == rows_key and columns) else list(rows[0].keys())
         t = Table(title=key)
