@@ -67,6 +67,9 @@ def reconcile(rt: Runtime, accept: bool = False) -> dict:
                     booked = book_exit(rt, ours[d["symbol"]], exits[d["symbol"]])
                     d.update(client_order_id=booked["client_order_id"], closed=booked["closed"] is not None,
                              realized_pnl=booked["closed"]["pnl"] if booked["closed"] else None)
+                    if "status" in booked and not booked["closed"]:  # a part sold: its gain, before fees
+                        after = st.scalar("SELECT realized_partial FROM positions WHERE symbol = ?", [d["symbol"]])
+                        d["partial_gain"] = round(after - ours[d["symbol"]]["realized_partial"], 2)
                 elif accept:
                     adopt(rt, d["symbol"], d["broker_view"], ours.get(d["symbol"]))
                     d["adopted"] = "new position at the market price" if d["symbol"] not in ours else "quantity"

@@ -143,6 +143,7 @@ def test_a_partial_sale_on_the_exchange_reduces_the_position_and_moves_the_cash(
     assert seen["rows"][0]["exit_price"] == 97000.0 and st.scalar("SELECT COUNT(*) FROM fills") == 1
     (row,) = reconcile(rt, accept=True)["rows"]
     assert row["closed"] is False and row["realized_pnl"] is None
+    assert row["partial_gain"] == pytest.approx(0.06 * (97000 - 95000))  # kept on the position until it closes
     assert st.one("SELECT qty FROM positions")["qty"] == pytest.approx(0.04)
     assert st.cash(rt.settings.capital) == pytest.approx(cash0 + 0.06 * 97000 - 5.82, abs=0.005)
     assert st.scalar("SELECT COUNT(*) FROM trades") == 0
