@@ -2,6 +2,9 @@
 difference, and (with accept) adopt the broker's view. engine.trade sends no new entry while a
 difference is open.
 
+Adopting a position the broker holds beyond the store's book books a filled entry at the market
+price (the store's cash pays for it, as the broker's did).
+
 Adopting a position the broker shows closed (or smaller) books it like any exit: a sell fill at
 the price the broker sold it for (its most recent filled sells of the symbol since the position
 opened that tokenomics did not send: a hand close, or a stop held at the broker), else at the
@@ -128,17 +131,22 @@ def book_exit(rt: Runtime, pos: dict, sale: dict) -> dict:
     return engine.apply_update(rt, OrderUpdate(coid, "filled", sale["broker_order_id"], (fill,), ""))
 
 
-def adopt(rt: Runtime, symbol: str, qty: float, pos: dict | None) -> None:
-    """Make the store's position match a larger broker quantity, or take on a position the store
-    never had (valued at the market price)."""
-    st = rt.store
-    if pos is not None:
-        st.execute("UPDATE positions SET qty = ?, cost = avg_price * ?, updated_at = ? WHERE symbol = ?",
-                   [qty, qty, iso(rt.now()), symbol])
-    else:
-        price = rt.price(symbol)
-        st.db["positions"].insert({
-            "symbol": symbol, "qty": qty, "avg_price": price, "cost": qty * price, "fees": 0.0,
-            "opened_at": iso(rt.now()), "entry_order_id": f"adopted:{symbol}:{iso(rt.now())}", "source": "reconcile",
-            "signal_id": None, "asset_class": rt.asset_class(symbol), "high_water": price, "last_price": price,
-            "updated_at": iso(rt.now())})
+def adopt(rt: Runtime, symbol: str, broker_qty: float, pos: dict | None) -> None:
+    """Take on what the broker holds beyond the store's book (a position bought by hand, or more of
+    one) as a filled entry at the market price, through engine.apply_update: the store's cash pays
+    for it, so adopting never adds equity out of nothing (which would loosen every %-of-equity limit)."""
+    held = pos["qty"] if pos else 0.0
+    qty, price, now = round(broker_qty - held, 12), rt.price(symbol), iso(rt.now())
+    sid = f"reconcile:adopt:{symbol}:{held:.9g}+{qty:.9g}:{now}"
+    rt.store.insert_ignore("signals", [{
+        "id": sid, "symbol": symbol, "side": "buy", "source": "reconcile", "strength": 1.0,
+        "reason": f"held at the broker: adopted at the market price {price}", "ref": symbol,
+        "asset_class": rt.asset_class(symbol), "created_at": now, "status": "sized",
+        "status_reason": "adopted by reconcile --accept", "size_method": "adopt",
+        "notional": round(qty * price, 2), "updated_at": now}])
+    order = engine.create_order(rt, signal_id=sid, symbol=symbol, side="buy", intent="entry", reason="adopted",
+                                qty=qty)
+    if order is not None:
+        coid = order["client_order_id"]
+        engine.apply_update(rt, OrderUpdate(coid, "filled", "", (Fill(f"reconcile:{coid}", qty, price, 0.0, now),),
+                                            ""))

@@ -88,6 +88,10 @@ def test_rebalance_weighs_the_alpaca_account_and_executes_toward_target(cli, fak
 
     adopted = cli.json("reconcile", "--accept", *ARGS, env=KEYS)
     assert {r["symbol"] for r in adopted["rows"]} == {"AAPL", "BTC/USD"}  # never GME
+    status = cli.json("status", *ARGS, env=KEYS)  # adopted as entries at market: the store's cash paid for them
+    assert {p["symbol"]: p["qty"] for p in status["positions"]} == {"AAPL": 10.0, "BTC/USD": 0.05}
+    assert status["cash"] == pytest.approx(10000 - 10 * 200.0 - 0.05 * 95000.0)
+    assert status["equity"] == pytest.approx(10000.0)  # no equity out of nothing
     before = distance(broker_weights(fake), target)
     done = cli.json(*rebalance, "--execute", env=KEYS)
     sent = [o for o in done["orders"] if "client_order_id" in o]
