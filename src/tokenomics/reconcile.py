@@ -67,10 +67,11 @@ def reconcile(rt: Runtime, accept: bool = False) -> dict:
                     "store_view": json.dumps(d["store_view"]), "broker_view": json.dumps(d["broker_view"]),
                     "status": "accepted" if accept else "open", "resolved_at": now if accept else None})
                 if accept and d["symbol"] in exits:
-                    booked = book_exit(rt, ours[d["symbol"]], exits[d["symbol"]])
-                    d.update(client_order_id=booked["client_order_id"], closed=booked["closed"] is not None,
-                             realized_pnl=booked["closed"]["pnl"] if booked["closed"] else None)
-                    if "status" in booked and not booked["closed"]:  # a part sold: its gain, before fees
+                    coid, booked = book_exit(rt, ours[d["symbol"]], exits[d["symbol"]])
+                    closed = booked["closed"] if booked else None
+                    d.update(client_order_id=coid, closed=closed is not None,
+                             realized_pnl=closed["pnl"] if closed else None)
+                    if booked and not closed:  # a part sold: its gain, before fees
                         after = st.scalar("SELECT realized_partial FROM positions WHERE symbol = ?", [d["symbol"]])
                         d["partial_gain"] = round(after - ours[d["symbol"]]["realized_partial"], 2)
                 elif accept:
@@ -88,9 +89,9 @@ def exit_fill(rt: Runtime, pos: dict, qty: float) -> dict:
     st = rt.store
     sells = getattr(rt.broker, "sells", None)
     found = sells(pos["symbol"], pos["opened_at"]) if sells else []
-    ours = {r["client_order_id"] for r in st.all("SELECT client_order_id FROM orders WHERE symbol = ?", [pos["symbol"]])}
-    ours |= {i for r in st.all("SELECT broker_order_id FROM orders WHERE symbol = ? AND broker_order_id IS NOT NULL",
-                               [pos["symbol"]]) for i in r["broker_order_id"].split(",")}
+    ours: set[str] = set()  # our own orders, by client and by broker order id
+    for r in st.all("SELECT client_order_id, broker_order_id FROM orders WHERE symbol = ?", [pos["symbol"]]):
+        ours |= {r["client_order_id"], *(r["broker_order_id"] or "").split(",")} - {""}
     left, value, fee, used = qty, 0.0, 0.0, []
     for s in found:
         if left <= TOLERANCE or s["client_order_id"] in ours or s["order_id"] in ours:
@@ -106,47 +107,48 @@ def exit_fill(rt: Runtime, pos: dict, qty: float) -> dict:
         source = f"broker sell order {used[0]['order_id']}" if len(used) == 1 else "broker sell orders"
     stop = any(s["type"] in STOP_TYPES for s in used)
     return {"qty": qty, "price": round(value / qty, 6), "fee": round(fee, 2), "source": source,
-            "ts": iso(parse_ts(used[0]["ts"])) if used and used[0]["ts"] else iso(rt.now()), "reason": "stop_loss" if stop else "closed_at_broker",
+            "ts": iso(parse_ts(used[0]["ts"])) if used and used[0]["ts"] else iso(rt.now()),
+            "reason": "stop_loss" if stop else "closed_at_broker",
             "broker_order_id": ",".join(s["order_id"] for s in used)}
 
 
-def book_exit(rt: Runtime, pos: dict, sale: dict) -> dict:
-    """Book a sale made at the broker as a filled exit order of the position: a sell fill, its cash,
-    and (when it closes the position) a trades row with the realized P&L, through engine.apply_update.
-    Keyed on the position and the quantities, so adopting the same sale twice books it once."""
-    sid = f"reconcile:{pos['entry_order_id']}:{pos['qty']:.9g}-{sale['qty']:.9g}"
+def _book(rt: Runtime, signal: dict, *, side: str, intent: str, reason: str, qty: float, price: float,
+          fee: float, ts: str, broker_order_id: str = "") -> dict | None:
+    """Book what the broker already did (or holds) as a filled order of its own signal, through
+    engine.apply_update. Keyed on the signal id: the same thing accepted twice is booked once (None)."""
     now = iso(rt.now())
     rt.store.insert_ignore("signals", [{
-        "id": sid, "symbol": pos["symbol"], "side": "sell", "source": "exit", "strength": 1.0,
-        "reason": f"{sale['reason']} at {sale['price']} ({sale['source']})", "ref": pos["entry_order_id"],
-        "asset_class": pos["asset_class"], "created_at": now, "status": "sized",
-        "status_reason": "adopted by reconcile --accept", "size_method": "close",
-        "notional": round(sale["qty"] * sale["price"], 2), "updated_at": now}])
-    order = engine.create_order(rt, signal_id=sid, symbol=pos["symbol"], side="sell", intent="exit",
-                                reason=sale["reason"], qty=sale["qty"])
-    coid = engine.client_order_id(sid)
-    if order is None:  # already booked
-        return {"client_order_id": coid, "closed": None}
-    fill = Fill(f"reconcile:{coid}", sale["qty"], sale["price"], sale["fee"], sale["ts"])
-    return engine.apply_update(rt, OrderUpdate(coid, "filled", sale["broker_order_id"], (fill,), ""))
+        **signal, "side": side, "strength": 1.0, "created_at": now, "status": "sized",
+        "status_reason": "adopted by reconcile --accept", "notional": round(qty * price, 2), "updated_at": now}])
+    order = engine.create_order(rt, signal_id=signal["id"], symbol=signal["symbol"], side=side, intent=intent,
+                                reason=reason, qty=qty)
+    if order is None:
+        return None
+    coid = order["client_order_id"]
+    fill = Fill(f"reconcile:{coid}", qty, price, fee, ts)
+    return engine.apply_update(rt, OrderUpdate(coid, "filled", broker_order_id, (fill,), ""))
+
+
+def book_exit(rt: Runtime, pos: dict, sale: dict) -> tuple[str, dict | None]:
+    """Book a sale made at the broker as a filled exit order of the position: a sell fill, its cash,
+    and (when it closes the position) a trades row with the realized P&L. Keyed on the position and
+    the quantities. Returns (client_order_id, the booking, or None when it was booked before)."""
+    sid = f"reconcile:{pos['entry_order_id']}:{pos['qty']:.9g}-{sale['qty']:.9g}"
+    booked = _book(rt, {"id": sid, "symbol": pos["symbol"], "source": "exit", "asset_class": pos["asset_class"],
+                        "reason": f"{sale['reason']} at {sale['price']} ({sale['source']})",
+                        "ref": pos["entry_order_id"], "size_method": "close"},
+                   side="sell", intent="exit", reason=sale["reason"], qty=sale["qty"], price=sale["price"],
+                   fee=sale["fee"], ts=sale["ts"], broker_order_id=sale["broker_order_id"])
+    return engine.client_order_id(sid), booked
 
 
 def adopt(rt: Runtime, symbol: str, broker_qty: float, pos: dict | None) -> None:
     """Take on what the broker holds beyond the store's book (a position bought by hand, or more of
-    one) as a filled entry at the market price, through engine.apply_update: the store's cash pays
-    for it, so adopting never adds equity out of nothing (which would loosen every %-of-equity limit)."""
+    one) as a filled entry at the market price: the store's cash pays for it, so adopting never adds
+    equity out of nothing (which would loosen every %-of-equity limit)."""
     held = pos["qty"] if pos else 0.0
     qty, price, now = round(broker_qty - held, 12), rt.price(symbol), iso(rt.now())
-    sid = f"reconcile:adopt:{symbol}:{held:.9g}+{qty:.9g}:{now}"
-    rt.store.insert_ignore("signals", [{
-        "id": sid, "symbol": symbol, "side": "buy", "source": "reconcile", "strength": 1.0,
-        "reason": f"held at the broker: adopted at the market price {price}", "ref": symbol,
-        "asset_class": rt.asset_class(symbol), "created_at": now, "status": "sized",
-        "status_reason": "adopted by reconcile --accept", "size_method": "adopt",
-        "notional": round(qty * price, 2), "updated_at": now}])
-    order = engine.create_order(rt, signal_id=sid, symbol=symbol, side="buy", intent="entry", reason="adopted",
-                                qty=qty)
-    if order is not None:
-        coid = order["client_order_id"]
-        engine.apply_update(rt, OrderUpdate(coid, "filled", "", (Fill(f"reconcile:{coid}", qty, price, 0.0, now),),
-                                            ""))
+    _book(rt, {"id": f"reconcile:adopt:{symbol}:{held:.9g}+{qty:.9g}:{now}", "symbol": symbol,
+               "source": "reconcile", "asset_class": rt.asset_class(symbol), "ref": symbol, "size_method": "adopt",
+               "reason": f"held at the broker: adopted at the market price {price}"},
+          side="buy", intent="entry", reason="adopted", qty=qty, price=price, fee=0.0, ts=now)

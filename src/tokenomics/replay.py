@@ -292,12 +292,10 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
     trades, equity, metrics."""
     import threading
 
-    from tokenomics import engine
+    from tokenomics import engine, ml
     from tokenomics.commands.run import steps_for, tick
     from tokenomics.config import LogSettings
     from tokenomics.logs import setup_logging
-
-    from tokenomics import ml
 
     model = None
     if strategy == "model":
@@ -336,7 +334,7 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
                           rt.world.time_of(w.first), rt.world.time_of(w.last))
             start_equity = engine.mark_to_market(rep)["equity"]
             stop = threading.Event()
-            steps = steps_for(strategy, model)
+            steps = steps_for(rep, strategy, model)
             for n in range(1, w.last - w.first + 1):
                 tick(rep, n, stop, steps)
             out = collect(rep, start_equity)
@@ -357,9 +355,9 @@ def copy_bars(src: Store, dst: Store, source: str, tf: str, symbols: list[str], 
     n = 0
     with dst.tx():
         for sym in symbols:
-            q = "SELECT * FROM bars WHERE source = ? AND timeframe = ? AND symbol = ? AND ts "
-            n += dst.insert_ignore("bars", src.all(q + "< ? ORDER BY ts DESC LIMIT ?", [source, tf, sym, iso(t0), warmup]))
-            n += dst.insert_ignore("bars", src.all(q + "BETWEEN ? AND ? ORDER BY ts", [source, tf, sym, iso(t0), iso(t1)]))
+            q, key = "SELECT * FROM bars WHERE source = ? AND timeframe = ? AND symbol = ? AND ts ", [source, tf, sym]
+            n += dst.insert_ignore("bars", src.all(q + "< ? ORDER BY ts DESC LIMIT ?", [*key, iso(t0), warmup]))
+            n += dst.insert_ignore("bars", src.all(q + "BETWEEN ? AND ? ORDER BY ts", [*key, iso(t0), iso(t1)]))
     return n
 
 
@@ -397,8 +395,8 @@ def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: An
         out = run_sma(rt, w, own, settings)
     else:
         out = run_chain(rt, strategy, w, own, settings, scorer)
-    out.update(strategy=strategy, params={**params, **out.get("params", {})}, start=iso(rt.world.time_of(w.first)), end=iso(rt.world.time_of(w.last)),
-               steps=w.last - w.first)
+    out.update(strategy=strategy, params={**params, **out.get("params", {})}, start=iso(rt.world.time_of(w.first)),
+               end=iso(rt.world.time_of(w.last)), steps=w.last - w.first)
     return out
 
 

@@ -46,14 +46,13 @@ def rebalance(
         raise UsageProblem(f"--method must be one of {', '.join(optimizer.METHODS)} (got {method!r})")
     if linkage not in optimizer.LINKAGES:
         raise UsageProblem(f"--linkage must be one of {', '.join(optimizer.LINKAGES)} (got {linkage!r})")
-    universe = rt.settings.universe.symbols
-    if rt.broker.name == "ccxt":  # an exchange account holds the crypto pairs only
-        universe = rt.settings.universe.crypto
+    exchange = rt.broker.name == "ccxt"  # an exchange account holds the crypto pairs only
+    universe = rt.settings.universe.crypto if exchange else rt.settings.universe.symbols
     chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else list(universe)
     unknown = [s for s in chosen if s not in universe]
     if unknown or len(set(chosen)) != len(chosen) or not chosen:
         raise UsageProblem(f"--symbols must be distinct symbols of the universe ({', '.join(universe)}"
-                           f"{'; broker ccxt trades the crypto pairs only' if rt.broker.name == 'ccxt' else ''}); "
+                           f"{'; broker ccxt trades the crypto pairs only' if exchange else ''}); "
                            f"not known: {', '.join(unknown) or '-'}")
     try:
         rb.check_bounds(len(chosen), min_weight, max_weight)

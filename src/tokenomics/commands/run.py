@@ -27,21 +27,20 @@ STEPS = [
 STRATEGIES = ("sentiment", "model")
 
 
-def steps_for(strategy: str, model: str | None = None) -> list:
+def steps_for(rt, strategy: str, model: str | None = None) -> list:
     """The chain of a strategy. sentiment: the news chain above. model: a trained price model's
-    predictions on the latest closed bars (`signal --source model`), then the same size, trade and
-    check-exits steps."""
+    predictions on the latest closed bars (`signal --source model`; default ml.model, which must
+    exist: exit 2 before the first tick), then the same size, trade and check-exits steps."""
     if strategy == "sentiment":
         return STEPS
     if strategy != "model":
         raise UsageProblem(f"--strategy must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
+    from tokenomics import ml
 
-    def model_signals(rt) -> dict:
-        from tokenomics import ml
-
-        return ml.model_signals(rt, model or rt.settings.ml.model)
-
-    return [("signal", model_signals), *(s for s in STEPS if s[0] in ("size", "trade", "check-exits"))]
+    name = model or rt.settings.ml.model
+    ml.model_path(rt.settings.ml.models_dir, name)
+    return [("signal", lambda r: ml.model_signals(r, name)),
+            *(s for s in STEPS if s[0] in ("size", "trade", "check-exits"))]
 
 
 def _counts(out: dict) -> dict:
@@ -112,11 +111,7 @@ def run(
     rt = ctx.obj
     if once == loop:
         raise UsageProblem("choose one of --once or --loop", hint="tokenomics run --loop --ticks 200")
-    steps = steps_for(strategy, model)
-    if strategy == "model":  # a missing model exits 2 before the first tick
-        from tokenomics import ml
-
-        ml.model_path(rt.settings.ml.models_dir, model or rt.settings.ml.model)
+    steps = steps_for(rt, strategy, model)
     s = rt.settings
     if interval is None:
         interval = s.sim.tick_seconds if rt.mode == "sim" else s.news.poll_seconds
