@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenomics import ml
+from tokenomics.research import ml
 from tokenomics.config import Settings
 from tokenomics.core import features as F
 from tokenomics.store import Store, iso

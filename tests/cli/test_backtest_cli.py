@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from tokenomics import replay
+from tokenomics.research import backtest as replay
 from tokenomics.core.errors import UsageProblem
 
 METRICS = {"total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "win_rate",

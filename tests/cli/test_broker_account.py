@@ -174,8 +174,8 @@ def test_a_stop_filled_at_the_broker_is_a_stop_loss_and_a_silent_close_uses_the_
         cli, fake, monkeypatch):
     import threading
 
-    from tokenomics.commands.run import tick
-    from tokenomics.reconcile import reconcile
+    from tokenomics.trading.loop import tick
+    from tokenomics.trading.reconcile import reconcile
     from tokenomics.runtime import Options, Runtime
 
     write_config(cli, fake.url)  # in-process this time: the same code as the CLI, without its start-up

@@ -112,7 +112,7 @@ def news(fake, store, **kw):
 
 
 def fetch(provider, store):
-    from tokenomics.engine import article_row
+    from tokenomics.trading.news import article_row
 
     got = provider.fetch(store)
     with store.tx():
@@ -138,7 +138,7 @@ def test_news_cursor_pages_and_restarts_without_gaps_or_duplicates(fake, store):
 
 
 def test_syndicated_copies_are_stored_once_as_stories(fake, rt):
-    from tokenomics.engine import store_articles
+    from tokenomics.trading.news import store_articles
 
     fake.add_news(1, "Apple beats estimates", ["AAPL"], "2026-03-02T15:10:00Z")
     fake.add_news(2, "Apple  beats estimates", ["AAPL"], "2026-03-02T15:12:00Z")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tokenomics import bars, replay
+from tokenomics.research import bars
+from tokenomics.research import backtest as replay
 from tokenomics.core.models import Article, Score
 from tokenomics.runtime import Options, Runtime
 from tokenomics.store import iso

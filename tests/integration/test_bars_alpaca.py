@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.fakes import ALPACA_KEY, ALPACA_SECRET
-from tokenomics import bars
+from tokenomics.research import bars
 from tokenomics.adapters.market.alpaca import AlpacaMarketData
 from tokenomics.core.errors import ProviderError
 from tokenomics.keys import Key

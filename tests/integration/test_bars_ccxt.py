@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tokenomics import bars
+from tokenomics.research import bars
 from tokenomics.core.errors import ProviderError
 
 ccxt = pytest.importorskip("ccxt")

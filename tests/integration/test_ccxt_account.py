@@ -10,12 +10,13 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from tests.integration.test_ccxt import MARKET
-from tokenomics import engine, rebalancer
+from tokenomics.trading import rebalance as rebalancer
+from tokenomics.trading import orders
 from tokenomics.adapters.brokers.base import Fill, OrderUpdate
 from tokenomics.adapters.brokers.ccxt import CcxtBroker
 from tokenomics.core.errors import ConfigError
 from tokenomics.keys import Key
-from tokenomics.reconcile import reconcile
+from tokenomics.trading.reconcile import reconcile
 from tokenomics.runtime import Options, Runtime
 from tokenomics.store import iso, parse_ts
 
@@ -97,10 +98,10 @@ def test_pairs_with_different_quotes_cannot_be_weighed_together(world):
 
 def buy_btc(rt) -> str:
     """Book a filled entry of 0.1 BTC at 95,000 (fee 9.5); return its fill time."""
-    order = engine.create_order(rt, signal_id="test:btc", symbol="BTC/USDT", side="buy", intent="entry",
+    order = orders.create_order(rt, signal_id="test:btc", symbol="BTC/USDT", side="buy", intent="entry",
                                 reason="test", notional=9510.0)
     opened = iso(rt.now())
-    engine.apply_update(rt, OrderUpdate(order["client_order_id"], "filled", "77",
+    orders.apply_update(rt, OrderUpdate(order["client_order_id"], "filled", "77",
                                         (Fill("f1", 0.1, 95000.0, 9.5, opened),), ""))
     return opened
 

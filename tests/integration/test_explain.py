@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tokenomics import engine, reports
+from tokenomics.trading import exits, explain, orders, sizing
 from tokenomics.core.errors import UsageProblem
 from tokenomics.store import iso
 
@@ -29,18 +29,18 @@ def traded_round_trip(rt):
             "strength": 0.88, "reason": "record inflows", "ref": "sim:1:0", "asset_class": "crypto",
             "created_at": iso(now), "status": "new", "status_reason": "bullish", "size_method": None,
             "notional": None, "updated_at": iso(now)})
-    engine.size(rt, "vol-target")
-    engine.trade(rt)
+    sizing.size(rt, "vol-target")
+    orders.trade(rt)
     rt.settings.exits.stop_loss_pct = 1e-9
     rt.settings.exits.take_profit_pct = 1e-9
     rt.advance(3)
-    engine.check_exits(rt)
+    exits.check_exits(rt)
     return "sentiment:sim:1:0:BTC/USD"
 
 
 def test_explain_shows_every_link_of_a_closed_trade(rt):
     sid = traded_round_trip(rt)
-    doc = reports.explain(rt, sid)
+    doc = explain.explain(rt, sid)
     assert doc["state"] == "closed" and doc["symbol"] == "BTC/USD"
     assert doc["articles"][0]["headline"] == HEADLINE
     assert doc["scores"][0]["conviction"] == 88 and doc["scores"][0]["reason"] == "record inflows"
@@ -54,7 +54,7 @@ def test_explain_shows_every_link_of_a_closed_trade(rt):
     assert doc["trade"]["entry_order_id"] == doc["order"]["client_order_id"]
     # the same chain from the order id, the exit order id and the symbol
     for key in (doc["order"]["client_order_id"], doc["exit"]["order"]["client_order_id"], "btc/usd"):
-        assert reports.explain(rt, key)["signal"]["id"] == sid
+        assert explain.explain(rt, key)["signal"]["id"] == sid
 
 
 def test_explain_tree_reads_like_the_chain(rt):
@@ -62,7 +62,7 @@ def test_explain_tree_reads_like_the_chain(rt):
 
     traded_round_trip(rt)
     console = Console(record=True, width=200)
-    console.print(reports.explain_tree(reports.explain(rt, "BTC/USD")))
+    console.print(explain.explain_tree(explain.explain(rt, "BTC/USD")))
     text = console.export_text()
     for needle in (HEADLINE, "conviction 88", "method vol-target", "size: accept by", "closed trade:", "fill "):
         assert needle in text, needle
@@ -70,7 +70,7 @@ def test_explain_tree_reads_like_the_chain(rt):
 
 def test_explain_unknown_key_is_a_usage_error(rt):
     with pytest.raises(UsageProblem, match="no order, signal or symbol"):
-        reports.explain(rt, "NOPE")
+        explain.explain(rt, "NOPE")
 
 
 def test_explain_cli_prints_json(rt, tmp_path):

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from tokenomics import engine
+from tokenomics.trading import account, exits, orders
 from tokenomics.adapters.brokers.base import OrderRequest
 from tokenomics.runtime import Options, Runtime
 from tokenomics.store import LockBusy, iso
@@ -24,28 +24,28 @@ def sized_signal(rt, symbol="BTC/USD", notional=750.0, sid="sentiment:test:BTC/U
 
 def test_crash_after_broker_fill_is_healed_by_lookup(rt):
     sid = sized_signal(rt)
-    order = engine.create_order(rt, signal_id=sid, symbol="BTC/USD", side="buy", intent="entry",
+    order = orders.create_order(rt, signal_id=sid, symbol="BTC/USD", side="buy", intent="entry",
                                 reason="sentiment", notional=750.0)
     # the broker fills it, then the process "dies" before booking the fill
     rt.broker.submit(OrderRequest(order["client_order_id"], "BTC/USD", "buy", "crypto", notional=750.0))
     assert rt.store.scalar("SELECT status FROM orders") == "pending"
-    out = engine.trade(rt)
+    out = orders.trade(rt)
     assert out["orders"] == 1 and out["filled"] == 1
     assert rt.store.scalar("SELECT COUNT(*) FROM paper_orders") == 1  # no second order
     pos = rt.store.positions()
     assert [p["symbol"] for p in pos] == ["BTC/USD"]
-    assert engine.trade(rt)["orders"] == 0
+    assert orders.trade(rt)["orders"] == 0
     assert rt.store.cash(rt.settings.capital) == rt.broker.cash()
 
 
 def test_create_order_is_once_per_signal(rt):
     sid = sized_signal(rt)
-    first = engine.create_order(rt, signal_id=sid, symbol="BTC/USD", side="buy", intent="entry",
+    first = orders.create_order(rt, signal_id=sid, symbol="BTC/USD", side="buy", intent="entry",
                                 reason="sentiment", notional=750.0)
-    second = engine.create_order(rt, signal_id=sid, symbol="BTC/USD", side="buy", intent="entry",
+    second = orders.create_order(rt, signal_id=sid, symbol="BTC/USD", side="buy", intent="entry",
                                  reason="sentiment", notional=750.0)
     assert first is not None and second is None
-    assert engine.client_order_id(sid) == first["client_order_id"] and len(first["client_order_id"]) <= 128
+    assert orders.client_order_id(sid) == first["client_order_id"] and len(first["client_order_id"]) <= 128
 
 
 def test_second_trader_is_locked_out(rt):
@@ -62,48 +62,48 @@ def test_daily_loss_halt_rejects_entries_and_names_the_rule(rt):
     with rt.store.tx():
         rt.store.execute("INSERT INTO equity VALUES (?, 10000, 0, 10000)", [iso(now - timedelta(hours=1))])
         rt.store.execute("INSERT INTO fills VALUES ('x', 'x', 'AAPL', 'buy', 0, 0, 0, -400, ?)", [iso(now)])
-    engine.mark_to_market(rt)
-    assert [h["rule"] for h in engine.active_halts(rt)] == ["daily_loss_limit"]
+    account.mark_to_market(rt)
+    assert [h["rule"] for h in account.active_halts(rt)] == ["daily_loss_limit"]
     sized_signal(rt)
-    out = engine.trade(rt)
+    out = orders.trade(rt)
     assert out["orders"] == 0 and out["rejected"] == 1
     assert rt.store.scalar("SELECT rule FROM risk_decisions WHERE stage = 'trade'") == "daily_loss_limit"
     # the halt lifts when the day rolls
     rt.advance(48)
-    assert engine.active_halts(rt) == []
+    assert account.active_halts(rt) == []
 
 
 def test_exit_sells_the_whole_position_and_books_a_trade(rt):
     sid = sized_signal(rt)
-    engine.trade(rt)
+    orders.trade(rt)
     with rt.store.tx():  # make the position look like it fell 10 %
         rt.store.execute("UPDATE positions SET avg_price = avg_price * 1.12")
-    out = engine.check_exits(rt)
+    out = exits.check_exits(rt)
     assert out["exits"] == 1
     trade = rt.store.one("SELECT * FROM trades")
-    assert trade["exit_reason"] == "stop_loss" and trade["entry_order_id"] == engine.client_order_id(sid)
+    assert trade["exit_reason"] == "stop_loss" and trade["entry_order_id"] == orders.client_order_id(sid)
     assert rt.store.positions() == []
-    assert engine.check_exits(rt)["exits"] == 0
+    assert exits.check_exits(rt)["exits"] == 0
 
 
 def test_a_position_sold_in_parts_books_one_trade_with_every_part(rt):
     sid = sized_signal(rt, notional=1000.0)
-    buy = engine.create_order(rt, signal_id=sid, symbol="BTC/USD", side="buy", intent="entry",
+    buy = orders.create_order(rt, signal_id=sid, symbol="BTC/USD", side="buy", intent="entry",
                               reason="sentiment", notional=1000.0)
-    engine.send(rt, buy)
+    orders.send(rt, buy)
     bought = rt.store.positions()[0]["qty"]
     rt.advance(3)
-    trim = engine.create_order(rt, signal_id="rebalance:t:BTC/USD", symbol="BTC/USD", side="sell", intent="exit",
+    trim = orders.create_order(rt, signal_id="rebalance:t:BTC/USD", symbol="BTC/USD", side="sell", intent="exit",
                                reason="rebalance", qty=round(bought / 3, 8))
-    engine.send(rt, trim)
+    orders.send(rt, trim)
     assert rt.store.scalar("SELECT COUNT(*) FROM trades") == 0  # still open: no trade yet...
     partial = rt.store.positions()[0]["realized_partial"]
     assert partial != 0 and rt.store.realized_pnl() == partial  # ...but the trimmed part's gain is realized
     rt.advance(3)
     rest = rt.store.positions()[0]["qty"]
-    close = engine.create_order(rt, signal_id="exit:t:BTC/USD", symbol="BTC/USD", side="sell", intent="exit",
+    close = orders.create_order(rt, signal_id="exit:t:BTC/USD", symbol="BTC/USD", side="sell", intent="exit",
                                 reason="take_profit", qty=rest)
-    engine.send(rt, close)
+    orders.send(rt, close)
     (trade,) = rt.store.all("SELECT * FROM trades")
     assert trade["qty"] == pytest.approx(bought)
     cash = rt.store.cash(rt.settings.capital)

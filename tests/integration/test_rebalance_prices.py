@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from tokenomics import rebalancer
+from tokenomics.trading import rebalance as rebalancer
 from tokenomics.store import iso
 
 

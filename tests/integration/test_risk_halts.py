@@ -3,7 +3,7 @@ a stop-out cools the symbol down. Each rejects new entries naming its rule."""
 
 from datetime import timedelta
 
-from tokenomics import engine, reports
+from tokenomics.trading import account
 from tokenomics.core import risk
 from tokenomics.store import iso
 
@@ -16,7 +16,7 @@ def equity_point(rt, ts, value):
 
 def entry_rule(rt, symbol="BTC/USD"):
     d = risk.gate(risk.Proposal(symbol, "buy", 500, "entry", rt.cost_rate, rt.asset_class(symbol)),
-                  engine.portfolio(rt), engine.limits(rt))
+                  account.portfolio(rt), account.limits(rt))
     return d.decision, d.rule
 
 
@@ -24,33 +24,33 @@ def test_drawdown_halt_latches_across_days_until_resumed(rt):
     rt.settings.risk.daily_loss_limit_pct = 100
     rt.settings.risk.monthly_loss_limit_pct = 100
     equity_point(rt, rt.now() - timedelta(hours=5), 12_600)  # now 10,000: 20.6 % below the peak
-    engine.mark_to_market(rt)
-    assert [h["rule"] for h in engine.active_halts(rt)] == ["max_drawdown"]
+    account.mark_to_market(rt)
+    assert [h["rule"] for h in account.active_halts(rt)] == ["max_drawdown"]
     assert entry_rule(rt) == ("reject", "max_drawdown")
     rt.advance(24 * 40)  # forty days and a month boundary later: still halted
-    engine.mark_to_market(rt)
+    account.mark_to_market(rt)
     assert entry_rule(rt) == ("reject", "max_drawdown")
     assert rt.store.scalar("SELECT COUNT(*) FROM halts WHERE rule = 'max_drawdown'") == 1  # fired once
-    lifted = reports.lift_halts(rt, "reviewed")
+    lifted = account.lift_halts(rt, "reviewed")
     assert [h["rule"] for h in lifted] == ["max_drawdown"]
-    engine.mark_to_market(rt)  # the peak restarts at the lift: no new halt at the same equity
-    assert engine.active_halts(rt) == [] and entry_rule(rt) == ("accept", "all_limits")
+    account.mark_to_market(rt)  # the peak restarts at the lift: no new halt at the same equity
+    assert account.active_halts(rt) == [] and entry_rule(rt) == ("accept", "all_limits")
 
 
 def test_drawdown_below_the_limit_does_not_halt(rt):
     equity_point(rt, rt.now() - timedelta(hours=1), 12_400)  # 19.4 % below: under the 20 % limit
     rt.settings.risk.daily_loss_limit_pct = 100
     rt.settings.risk.monthly_loss_limit_pct = 100
-    engine.mark_to_market(rt)
-    assert engine.active_halts(rt) == []
+    account.mark_to_market(rt)
+    assert account.active_halts(rt) == []
 
 
 def test_daily_loss_halt_lifts_the_next_day(rt):
     equity_point(rt, rt.now() - timedelta(minutes=1), 10_400)  # a 3.8 % loss within today
-    engine.mark_to_market(rt)
+    account.mark_to_market(rt)
     assert entry_rule(rt) == ("reject", "daily_loss_limit")
     rt.advance(24)
-    engine.mark_to_market(rt)
+    account.mark_to_market(rt)
     assert entry_rule(rt) == ("accept", "all_limits")
 
 

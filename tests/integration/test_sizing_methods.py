@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tokenomics import engine
+from tokenomics.trading import sizing
 from tokenomics.store import iso
 
 
@@ -28,7 +28,7 @@ def detail(rt, sid):
 @pytest.mark.parametrize("method", ["fixed", "kelly", "vol-target", "adaptive"])
 def test_each_method_is_recorded_and_gated(rt, method):
     sid = new_signal(rt, "AAPL")
-    out = engine.size(rt, method)
+    out = sizing.size(rt, method)
     row, d = detail(rt, sid)
     assert out["rows"][0]["method"] == method and row["size_method"] == method
     assert out["rows"][0]["requested"] == d["candidates"][method]
@@ -39,7 +39,7 @@ def test_each_method_is_recorded_and_gated(rt, method):
 
 def test_kelly_with_no_history_bets_the_priors_stake_scaled_by_strength(rt):
     sid = new_signal(rt, "AAPL", strength=0.8)
-    engine.size(rt, "kelly")
+    sizing.size(rt, "kelly")
     _, d = detail(rt, sid)
     assert d["kelly"]["trades"] == 0 and d["kelly"]["full_kelly"] == pytest.approx(0.10)
     assert d["candidates"]["kelly"] == pytest.approx(10_000 * 0.5 * 0.10 * 0.8)
@@ -48,7 +48,7 @@ def test_kelly_with_no_history_bets_the_priors_stake_scaled_by_strength(rt):
 def test_vol_target_gives_the_more_volatile_asset_less(rt):
     a, b = new_signal(rt, "AAPL"), new_signal(rt, "ETH/USD")
     rt.settings.risk.target_volatility_pct = 60.0
-    engine.size(rt, "vol-target")
+    sizing.size(rt, "vol-target")
     (_, da), (_, db) = detail(rt, a), detail(rt, b)
     assert db["volatility"]["annualized"] > da["volatility"]["annualized"]
     assert db["candidates"]["vol-target"] < da["candidates"]["vol-target"]
@@ -59,7 +59,7 @@ def test_vol_target_gives_the_more_volatile_asset_less(rt):
 def test_a_huge_request_is_shrunk_by_the_gate(rt):
     sid = new_signal(rt, "AAPL", strength=1.0)
     rt.settings.sizing.kelly_prior_win_rate = 0.95  # full Kelly 0.9: 4,500 asked
-    engine.size(rt, "kelly")
+    sizing.size(rt, "kelly")
     row, d = detail(rt, sid)
     assert d["candidates"]["kelly"] == pytest.approx(4500)
     assert row["notional"] == 1000 and row["status_reason"] == "shrink: max_position_pct"
@@ -68,7 +68,7 @@ def test_a_huge_request_is_shrunk_by_the_gate(rt):
 def test_atr_estimator_is_used_when_configured(rt):
     sid = new_signal(rt, "MSFT")
     rt.settings.sizing.vol_estimator = "atr"
-    engine.size(rt, "vol-target")
+    sizing.size(rt, "vol-target")
     _, d = detail(rt, sid)
     assert d["volatility"]["estimator"] == "atr" and d["volatility"]["annualized"] > 0
 
@@ -76,7 +76,7 @@ def test_atr_estimator_is_used_when_configured(rt):
 def test_config_method_is_the_default(rt):
     sid = new_signal(rt, "AAPL")
     rt.settings.sizing.method = "adaptive"
-    engine.size(rt)
+    sizing.size(rt)
     assert detail(rt, sid)[0]["size_method"] == "adaptive"
 
 
@@ -102,7 +102,7 @@ def test_adaptive_and_kelly_learn_from_the_sources_closed_trades(rt):
     closed_trade(rt, 1, {"fixed": 500, "kelly": 900, "vol-target": 100}, 4.0)
     closed_trade(rt, 2, {"fixed": 500, "kelly": 100, "vol-target": 900}, -2.0)
     sid = new_signal(rt, "MSFT")
-    engine.size(rt, "adaptive")
+    sizing.size(rt, "adaptive")
     row, d = detail(rt, sid)
     assert d["adaptive_trades"] == 2 and d["kelly"]["trades"] == 2
     w = d["adaptive_weights"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from tokenomics import engine
+from tokenomics.trading import news, signals
 from tokenomics.store import iso
 
 STORY = "Bitcoin surges to record high as ETF inflows soar"
@@ -30,7 +30,7 @@ def write_news(rt, *items: tuple[str, str, str, list[str], float], append: bool 
 
 
 def chain(rt) -> tuple[dict, dict, dict]:
-    return engine.fetch_news(rt), engine.score(rt), engine.signal(rt)
+    return news.fetch_news(rt), news.score(rt), signals.signal(rt)
 
 
 def articles(rt) -> dict[str, tuple[str, str | None]]:
@@ -46,8 +46,8 @@ def test_a_copy_from_another_source_ten_minutes_later_is_scored_and_traded_once(
     assert scored["articles"] == 1 and scored["scores"] == 1
     assert signalled["signals"] == 1 and rt.store.scalar("SELECT COUNT(*) FROM signals") == 1
     assert rt.store.scalar("SELECT ref FROM signals") == "file:r1"
-    again = engine.fetch_news(rt)  # the file is read again: nothing new, nothing re-marked
-    assert again["new"] == 0 and again["duplicates"] == 0 and engine.score(rt)["articles"] == 0
+    again = news.fetch_news(rt)  # the file is read again: nothing new, nothing re-marked
+    assert again["new"] == 0 and again["duplicates"] == 0 and news.score(rt)["articles"] == 0
 
 
 def test_a_copy_in_a_later_fetch_is_marked_against_the_stored_story(rt):

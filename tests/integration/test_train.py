@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from tokenomics import ml
+from tokenomics.research import ml
 from tokenomics.core import features as F
 from tokenomics.core.errors import UsageProblem
 from tokenomics.store import Store, iso
@@ -93,7 +93,7 @@ def test_any_sklearn_classifier_by_name_and_clear_errors(store, tmp_path):
 
 
 def test_prediction_refuses_another_feature_set(store, tmp_path, monkeypatch):
-    from tokenomics import bars
+    from tokenomics.research import bars
 
     train(store, tmp_path, name="sub", features=["ret_1", "rsi_14", "bb_pctb"])
     model = ml.Model(tmp_path / "models" / "sub")

@@ -1,1 +1,1 @@
-"""One module per subcommand: parse options, call the engine, write the store, print."""
+"""One module per subcommand: parse options, call trading/ or research/, print."""

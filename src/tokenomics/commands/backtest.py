@@ -31,9 +31,9 @@ def backtest(
     """Backtest a strategy on the sim history: trades, equity curve and metrics (return, CAGR, volatility,
     Sharpe, Sortino, max drawdown, win rate, profit factor, exposure, turnover, fees), saved in the
     store's backtests table and printed as JSON."""
-    from tokenomics import bars as bars_mod
-    from tokenomics import replay
     from tokenomics.core.errors import UsageProblem
+    from tokenomics.research import backtest as replay
+    from tokenomics.research import bars as bars_mod
 
     rt = ctx.obj
     replay.check_strategy(strategy)
@@ -58,7 +58,7 @@ def backtest(
         out["id"] = replay.save(rt, out)
         counts.update(id=out["id"], trades=len(out["trades"]))
     if report:
-        from tokenomics.report import render
+        from tokenomics.research.html_report import render
 
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(render(out), encoding="utf-8")

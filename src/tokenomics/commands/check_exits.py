@@ -1,7 +1,7 @@
 import typer
 
-from tokenomics import engine
 from tokenomics.output import emit
+from tokenomics.trading import exits
 
 app = typer.Typer()
 
@@ -11,6 +11,6 @@ def check_exits(ctx: typer.Context) -> None:
     """Close positions that hit the stop-loss, the take-profit, the max hold or bearish news."""
     rt = ctx.obj
     with rt.store.run("check-exits", rt.mode) as counts:
-        out = engine.check_exits(rt)
+        out = exits.check_exits(rt)
         counts.update(exits=out["exits"], held=out["held"])
     emit(rt, out, title="check-exits", columns=["client_order_id", "symbol", "status", "qty", "price"])

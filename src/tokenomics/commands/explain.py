@@ -2,8 +2,8 @@ import sys
 
 import typer
 
-from tokenomics import reports
 from tokenomics.output import emit
+from tokenomics.trading import explain as explainer
 
 app = typer.Typer()
 
@@ -16,10 +16,10 @@ def explain(
     """The chain behind a trade: article(s), score and reason, signal, size and method, every risk-gate
     decision, the order, its fills, and its exit. JSON when piped; a tree in a terminal."""
     rt = ctx.obj
-    doc = reports.explain(rt, key)
+    doc = explainer.explain(rt, key)
     if rt.opts.json or rt.opts.jsonl or not sys.stdout.isatty():
         emit(rt, doc, title="explain", rows_key="risk_decisions")
         return
     from rich.console import Console
 
-    Console().print(reports.explain_tree(doc))
+    Console().print(explainer.explain_tree(doc))

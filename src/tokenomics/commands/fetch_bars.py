@@ -27,8 +27,8 @@ def fetch_bars(
 ) -> None:
     """Fetch bars into the store, keyed by (source, symbol, timeframe, ts). Re-runs insert nothing twice;
     each page is committed, so an interrupted fetch resumes from the last stored bar. Gaps are reported."""
-    from tokenomics import bars
     from tokenomics.core.bars import timeframe_seconds
+    from tokenomics.research import bars
     from tokenomics.store import utcnow
 
     rt = ctx.obj

@@ -1,7 +1,7 @@
 import typer
 
-from tokenomics import engine
 from tokenomics.output import emit
+from tokenomics.trading import news
 
 app = typer.Typer()
 
@@ -20,7 +20,7 @@ def fetch_news(
             raise UsageProblem("--advance only applies in sim mode")
         rt.advance(advance)
     with rt.store.run("fetch-news", rt.mode) as counts:
-        out = engine.fetch_news(rt)
+        out = news.fetch_news(rt)
         counts.update(fetched=out["fetched"], new=out["new"], duplicates=out["duplicates"])
     emit(rt, {"now": rt.now().isoformat(), **out}, title="fetch-news", rows_key="articles",
          columns=["id", "symbols", "headline", "created_at"])

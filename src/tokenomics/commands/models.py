@@ -12,7 +12,7 @@ app = typer.Typer()
 @app.command()
 def models(ctx: typer.Context) -> None:
     """List trained models: source, symbols, timeframe, date range, rows and out-of-sample metrics."""
-    from tokenomics import ml
+    from tokenomics.research import ml
 
     rt = ctx.obj
     rows = ml.list_models(rt.settings.ml.models_dir)

@@ -37,9 +37,10 @@ def rebalance(
     universe are listed under account.unmanaged and never traded. Plan only unless --execute,
     which sends the orders through the trading lock, the risk gate and the idempotent order path:
     the same plan (same target weights, same day) never sends an order twice."""
-    from tokenomics import engine, rebalancer
     from tokenomics.adapters import optimizer
     from tokenomics.core import rebalance as rb
+    from tokenomics.trading import account
+    from tokenomics.trading import rebalance as rebalancer
 
     rt = ctx.obj
     if method not in optimizer.METHODS:
@@ -67,7 +68,7 @@ def rebalance(
                                            linkage=linkage, target=target, risk_free=risk_free)
         curve = optimizer.efficient_frontier(returns, frontier, min_weight=min_weight, max_weight=max_weight,
                                              risk_free=risk_free) if frontier else []
-        (day, _), _ = engine.period_keys(rt, rt.now())
+        (day, _), _ = account.period_keys(rt, rt.now())
         pid = rb.plan_id(weights, day)
         if execute:
             plan, orders, alloc = rebalancer.execute(rt, weights, pid, min_trade_usd, band)

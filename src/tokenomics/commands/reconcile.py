@@ -15,7 +15,7 @@ def reconcile(
     A position the broker shows closed or smaller is booked as an exit (a sell fill, and a closed trade
     with its realized P&L) at the price the broker sold it for, else at the market price; each row says
     which. While a difference is open, trade sends no new entries."""
-    from tokenomics.reconcile import reconcile as run
+    from tokenomics.trading.reconcile import reconcile as run
 
     rt = ctx.obj
     with rt.store.run("reconcile", rt.mode) as counts:

@@ -2,9 +2,10 @@ from pathlib import Path
 
 import typer
 
-from tokenomics import reports
 from tokenomics.logs import app_log
 from tokenomics.output import emit
+from tokenomics.research import risk_report
+from tokenomics.trading import account
 
 app = typer.Typer(invoke_without_command=True)
 
@@ -28,11 +29,11 @@ def risk(
     if ctx.invoked_subcommand is not None:
         return
     rt = ctx.obj
-    doc, ts, r = reports.risk_report(rt, symbols=symbols, weights=weights, timeframe=timeframe,
+    doc, ts, r = risk_report.risk_report(rt, symbols=symbols, weights=weights, timeframe=timeframe,
                                      lookback=lookback, window=window, confidence=confidence)
     if plot is not None:
         title = ",".join(doc["symbols"]) if doc["symbols"] else "account equity"
-        doc["plots"] = reports.plot(ts, r, plot, title)
+        doc["plots"] = risk_report.plot(ts, r, plot, title)
     emit(rt, doc, title="risk", rows_key="rolling")
 
 
@@ -44,7 +45,7 @@ def resume(
     """Lift a latched max-drawdown halt; the drawdown is measured from a new peak from now on."""
     rt = ctx.obj
     with rt.store.run("risk resume", rt.mode) as counts:
-        lifted = reports.lift_halts(rt, reason)
+        lifted = account.lift_halts(rt, reason)
         counts.update(lifted=len(lifted))
     for h in lifted:
         app_log.warning("halt lifted: %s (%s)", h["rule"], reason, extra={"rule": h["rule"], "reason": reason})

@@ -2,8 +2,8 @@ import sys
 
 import typer
 
-from tokenomics import engine
 from tokenomics.output import emit
+from tokenomics.trading import news
 
 app = typer.Typer()
 
@@ -25,8 +25,8 @@ def score(
         if source == "-":
             from tokenomics.adapters.news.file import read_jsonl
 
-            articles = engine.relevant(read_jsonl(sys.stdin, provider="stdin"), engine.watched(rt))
-            counts["stdin_new"], counts["stdin_duplicates"] = engine.store_articles(rt, articles)
-        out = engine.score(rt, limit)
+            articles = news.relevant(read_jsonl(sys.stdin, provider="stdin"), news.watched(rt))
+            counts["stdin_new"], counts["stdin_duplicates"] = news.store_articles(rt, articles)
+        out = news.score(rt, limit)
         counts.update(articles=out["articles"], scores=out["scores"])
     emit(rt, out, title="score", columns=["article_id", "symbol", "sentiment", "conviction", "reason"])

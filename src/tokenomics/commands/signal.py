@@ -1,8 +1,8 @@
 import typer
 
-from tokenomics import engine
 from tokenomics.core.errors import UsageProblem
 from tokenomics.output import emit
+from tokenomics.trading import signals
 
 app = typer.Typer()
 
@@ -20,7 +20,7 @@ def signal(
     if source not in ("sentiment", "model"):
         raise UsageProblem(f"--source must be sentiment or model (got {source!r})")
     if source == "model":
-        from tokenomics import ml
+        from tokenomics.research import ml
 
         name = model or rt.settings.ml.model
         with rt.store.run("signal", rt.mode) as counts:
@@ -29,6 +29,6 @@ def signal(
         emit(rt, out, title=f"signal (model {name})", columns=["id", "symbol", "strength", "status", "status_reason"])
         return
     with rt.store.run("signal", rt.mode) as counts:
-        out = engine.signal(rt)
+        out = signals.signal(rt)
         counts.update(signals=out["signals"], skipped=out["skipped"])
     emit(rt, out, title="signal", columns=["id", "symbol", "strength", "status_reason"])

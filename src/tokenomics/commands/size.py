@@ -1,8 +1,8 @@
 import typer
 
-from tokenomics import engine
 from tokenomics.core.errors import UsageProblem
 from tokenomics.output import emit
+from tokenomics.trading import account, sizing
 
 app = typer.Typer()
 
@@ -21,7 +21,7 @@ def size(
     if method is not None and method not in METHODS:
         raise UsageProblem(f"--method must be one of {', '.join(METHODS)} (got {method!r})")
     with rt.store.run("size", rt.mode) as counts:
-        engine.mark_to_market(rt)
-        out = engine.size(rt, method)
+        account.mark_to_market(rt)
+        out = sizing.size(rt, method)
         counts.update(sized=out["sized"], rejected=out["rejected"])
     emit(rt, out, title="size")

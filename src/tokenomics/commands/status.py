@@ -2,9 +2,9 @@ import json
 
 import typer
 
-from tokenomics import engine
 from tokenomics.core.money import cents
 from tokenomics.output import emit
+from tokenomics.trading import account
 
 app = typer.Typer()
 
@@ -34,6 +34,6 @@ def status(ctx: typer.Context) -> None:
         "positions": positions, "open_orders": st.open_orders(),
         "halts": [{"rule": h["rule"], "period": h["period"], "since": h["fired_at"], "detail": h["detail"],
                    "lifts": "by `tokenomics risk resume`" if h["rule"] == "max_drawdown" else "when the period rolls"}
-                  for h in engine.active_halts(rt)],
+                  for h in account.active_halts(rt)],
         "last_runs": runs,
     }, title="status", rows_key="positions")

@@ -1,7 +1,7 @@
 import typer
 
-from tokenomics import engine
 from tokenomics.output import emit
+from tokenomics.trading import orders
 
 app = typer.Typer()
 
@@ -12,6 +12,6 @@ def trade(ctx: typer.Context) -> None:
     unfinished order is looked up at the broker by its client_order_id before anything is resent."""
     rt = ctx.obj
     with rt.store.run("trade", rt.mode) as counts:
-        out = engine.trade(rt)
+        out = orders.trade(rt)
         counts.update(orders=out["orders"], filled=out["filled"], rejected=out["rejected"])
     emit(rt, out, title="trade", columns=["client_order_id", "symbol", "side", "status", "qty", "price"])

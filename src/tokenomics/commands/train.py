@@ -47,8 +47,8 @@ def train(
     """Train a classifier on stored bars: label = forward return over --horizon bars above --threshold-pct;
     time-series CV without shuffling (walk-forward, or purged k-fold with an embargo); per-fold accuracy,
     precision, ROC AUC, Brier and the net return of trading the predictions."""
-    from tokenomics import bars, ml
     from tokenomics.core import features as F
+    from tokenomics.research import bars, ml
 
     rt = ctx.obj
     s = rt.settings

@@ -1,6 +1,6 @@
 """The Alpaca broker (equities and crypto; paper unless live is explicitly allowed).
 
-Orders carry the deterministic client_order_id; engine.send looks it up before any submit, and
+Orders carry the deterministic client_order_id; orders.send looks it up before any submit, and
 a submit whose answer is lost (timeout, connection drop) looks it up again at once, so the
 server's copy is found instead of a second order being sent. Equity entries go as a bracket
 (stop-loss and take-profit held by Alpaca, so they survive a crash) when whole shares allow;

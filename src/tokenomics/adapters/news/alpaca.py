@@ -3,7 +3,7 @@
 Each fetch asks for articles from the cursor (inclusive) onward, in bounded pages, so a restart
 neither skips (ascending order from the last timestamp) nor duplicates (the article id is the
 store's natural key; the overlap at the cursor is dropped by id). Syndicated copies are marked
-where every provider's articles are stored (engine.store_articles).
+where every provider's articles are stored (news.store_articles).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from tokenomics.core.bars import timeframe_seconds
 from tokenomics.core.errors import UsageProblem
 from tokenomics.store import Store, iso
 
-SHIPPED = Path(__file__).resolve().parents[2] / "trained_models"
+SHIPPED = Path(__file__).resolve().parents[3] / "trained_models"
 CARD = "model_card.json"
 PIPELINE = "model.joblib"
 
@@ -44,7 +44,7 @@ def frame_features(bars_df, features: list[str]):
 def dataset(store: Store, source: str, symbols: list[str], timeframe: str, features: list[str],
             horizon: int, threshold_pct: float) -> dict[str, Any]:
     """Rows of (features, label, forward return) for every symbol, sorted by time."""
-    from tokenomics import bars as bars_mod
+    from tokenomics.research import bars as bars_mod
 
     parts, used, digest = [], [], hashlib.sha256()
     for sym in symbols:
@@ -100,7 +100,12 @@ def make_pipeline(dotted: str, params: dict[str, Any]):
 
 def fold_metrics(y: np.ndarray, proba: np.ndarray, fwd: np.ndarray, min_probability: float, horizon: int,
                  cost_rate: float) -> dict[str, Any]:
-    from sklearn.metrics import accuracy_score, brier_score_loss, precision_score, roc_auc_score
+    from sklearn.metrics import (
+        accuracy_score,
+        brier_score_loss,
+        precision_score,
+        roc_auc_score,
+    )
 
     pred = (proba >= 0.5).astype(int)
     ret, trades = core.trade_predictions(proba >= min_probability, fwd, horizon, cost_rate)
@@ -275,7 +280,7 @@ def load_model(path: Path) -> Model:
 
 def model_signals(rt, name: str) -> dict[str, Any]:
     """Predict on each symbol's latest stored bar; write a buy signal (strength = probability) or a skip."""
-    from tokenomics import bars as bars_mod
+    from tokenomics.research import bars as bars_mod
 
     s = rt.settings
     st = rt.store

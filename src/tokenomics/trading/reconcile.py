@@ -1,5 +1,5 @@
 """Store vs broker: finish open orders from the broker's view, compare positions, record every
-difference, and (with accept) adopt the broker's view. engine.trade sends no new entry while a
+difference, and (with accept) adopt the broker's view. orders.trade sends no new entry while a
 difference is open.
 
 Adopting a position the broker holds beyond the store's book books a filled entry at the market
@@ -8,17 +8,17 @@ price (the store's cash pays for it, as the broker's did).
 Adopting a position the broker shows closed (or smaller) books it like any exit: a sell fill at
 the price the broker sold it for (its most recent filled sells of the symbol since the position
 opened that tokenomics did not send: a hand close, or a stop held at the broker), else at the
-current market price, through engine.apply_update, so the trades table, realized P&L and the
+current market price, through orders.apply_update, so the trades table, realized P&L and the
 store's cash stay consistent. The row says which price was used."""
 
 from __future__ import annotations
 
 import json
 
-from tokenomics import engine
 from tokenomics.adapters.brokers.base import Fill, OrderUpdate
 from tokenomics.runtime import Runtime
 from tokenomics.store import iso, parse_ts
+from tokenomics.trading import orders
 
 TOLERANCE = 1e-9
 STOP_TYPES = ("stop", "stop_limit", "trailing_stop")
@@ -43,7 +43,7 @@ def open_diffs(rt: Runtime) -> list[dict]:
 def reconcile(rt: Runtime, accept: bool = False) -> dict:
     st = rt.store
     with st.trade_lock(rt.settings.trading.lock_timeout_seconds):
-        adopted = engine.resume_unfinished(rt)  # fills and closes that happened while we were down
+        adopted = orders.resume_unfinished(rt)  # fills and closes that happened while we were down
         theirs = broker_positions(rt)
         ours = {p["symbol"]: p for p in st.positions()}
         now = iso(rt.now())
@@ -115,18 +115,18 @@ def exit_fill(rt: Runtime, pos: dict, qty: float) -> dict:
 def _book(rt: Runtime, signal: dict, *, side: str, intent: str, reason: str, qty: float, price: float,
           fee: float, ts: str, broker_order_id: str = "") -> dict | None:
     """Book what the broker already did (or holds) as a filled order of its own signal, through
-    engine.apply_update. Keyed on the signal id: the same thing accepted twice is booked once (None)."""
+    orders.apply_update. Keyed on the signal id: the same thing accepted twice is booked once (None)."""
     now = iso(rt.now())
     rt.store.insert_ignore("signals", [{
         **signal, "side": side, "strength": 1.0, "created_at": now, "status": "sized",
         "status_reason": "adopted by reconcile --accept", "notional": round(qty * price, 2), "updated_at": now}])
-    order = engine.create_order(rt, signal_id=signal["id"], symbol=signal["symbol"], side=side, intent=intent,
+    order = orders.create_order(rt, signal_id=signal["id"], symbol=signal["symbol"], side=side, intent=intent,
                                 reason=reason, qty=qty)
     if order is None:
         return None
     coid = order["client_order_id"]
     fill = Fill(f"reconcile:{coid}", qty, price, fee, ts)
-    return engine.apply_update(rt, OrderUpdate(coid, "filled", broker_order_id, (fill,), ""))
+    return orders.apply_update(rt, OrderUpdate(coid, "filled", broker_order_id, (fill,), ""))
 
 
 def book_exit(rt: Runtime, pos: dict, sale: dict) -> tuple[str, dict | None]:
@@ -139,7 +139,7 @@ def book_exit(rt: Runtime, pos: dict, sale: dict) -> tuple[str, dict | None]:
                         "ref": pos["entry_order_id"], "size_method": "close"},
                    side="sell", intent="exit", reason=sale["reason"], qty=sale["qty"], price=sale["price"],
                    fee=sale["fee"], ts=sale["ts"], broker_order_id=sale["broker_order_id"])
-    return engine.client_order_id(sid), booked
+    return orders.client_order_id(sid), booked
 
 
 def adopt(rt: Runtime, symbol: str, broker_qty: float, pos: dict | None) -> None:

@@ -42,7 +42,13 @@ def gaps(store: Store, source: str, symbol: str, timeframe: str, since: str | No
 def progress(label: str, total: int | None) -> Iterator[Any]:
     """A rich progress bar on stderr (only when stderr is a terminal); yields advance(n)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

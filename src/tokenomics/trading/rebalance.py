@@ -1,5 +1,5 @@
 """The rebalance step over the store: price history, current allocation, the plan, and its execution
-through the same idempotent order path and risk gate as `trade` (engine.create_order + engine.send).
+through the same idempotent order path and risk gate as `trade` (orders.create_order + orders.send).
 
 Heavy libraries (pandas, skfolio, matplotlib) are imported inside the functions that need them.
 """
@@ -10,13 +10,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tokenomics import engine
 from tokenomics.core import rebalance as rb
 from tokenomics.core import risk
 from tokenomics.core.errors import ConfigError, ProviderError, Refused
 from tokenomics.core.money import cents
 from tokenomics.runtime import Runtime
 from tokenomics.store import iso
+from tokenomics.trading import account, orders
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def make_plan(rt: Runtime, target: dict[str, float], min_trade_usd: float, band:
 def gate_view(rt: Runtime) -> risk.Portfolio:
     """The portfolio the buy gate sees: the store's (pending entries, halts, cooldowns), with cash,
     equity and positions as the broker reports them when trading at a real broker."""
-    pf = engine.portfolio(rt)
+    pf = account.portfolio(rt)
     if rt.broker.name == "paper":
         return pf
     alloc = current_allocation(rt)
@@ -197,8 +197,8 @@ def execute(rt: Runtime, target: dict[str, float], pid: str, min_trade_usd: floa
     st = rt.store
     results: list[dict] = []
     with st.trade_lock(rt.settings.trading.lock_timeout_seconds):
-        engine.resume_unfinished(rt)
-        engine.mark_to_market(rt)
+        orders.resume_unfinished(rt)
+        account.mark_to_market(rt)
         if st.scalar("SELECT COUNT(*) FROM reconcile_diffs WHERE status = 'open'"):
             raise Refused("store and broker differ: no rebalance orders until they agree",
                           hint="see `tokenomics reconcile`; `tokenomics reconcile --accept` adopts the broker's view")
@@ -209,7 +209,7 @@ def execute(rt: Runtime, target: dict[str, float], pid: str, min_trade_usd: floa
                           hint="run `tokenomics reconcile`, then `tokenomics reconcile --accept` to adopt the "
                                "broker's view")
         plan = make_plan(rt, target, min_trade_usd, band, alloc)
-        lim = engine.limits(rt)
+        lim = account.limits(rt)
         for t in plan.planned:
             sid = f"rebalance:{pid}:{t.symbol}"
             base = {"signal_id": sid, "symbol": t.symbol, "side": t.side}
@@ -232,19 +232,19 @@ def execute(rt: Runtime, target: dict[str, float], pid: str, min_trade_usd: floa
                 qty, notional, intent = None, d.approved, "entry"
             order = None
             with st.tx():
-                engine.record_decision(rt, sid, "rebalance", cents(t.notional), d)
+                account.record_decision(rt, sid, "rebalance", cents(t.notional), d)
                 st.insert_ignore("signals", [_signal_row(rt, sid, t, pid, "sized" if d.accepted else "rejected",
                                                          f"{d.decision}: {d.rule}", notional)])
                 if d.accepted:
-                    order = engine.create_order(rt, signal_id=sid, symbol=t.symbol, side=t.side, intent=intent,
+                    order = orders.create_order(rt, signal_id=sid, symbol=t.symbol, side=t.side, intent=intent,
                                                 reason="rebalance", notional=notional, qty=qty)
             if order is None:
                 results.append({**base, "status": "rejected", "detail": f"{d.rule}: {d.detail}"})
                 continue
-            r = engine.send(rt, order)
+            r = orders.send(rt, order)
             results.append({**base, "status": r["status"], "client_order_id": r["client_order_id"],
                             "qty": r["qty"], "price": r["price"], "detail": r["error"] or d.rule})
-        engine.mark_to_market(rt)
+        account.mark_to_market(rt)
     return plan, results, alloc
 
 

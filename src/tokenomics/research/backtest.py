@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from tokenomics import bars as bars_mod
 from tokenomics.core import backtest as bt
 from tokenomics.core.bars import timeframe_seconds
 from tokenomics.core.errors import UsageProblem
 from tokenomics.core.models import Article, Score
 from tokenomics.core.money import lot_size
+from tokenomics.research import bars as bars_mod
 from tokenomics.runtime import SIM_CLOCK, Options, Runtime
 from tokenomics.store import Store, iso, parse_ts, utcnow
 
@@ -130,7 +130,7 @@ class HistoryNews:
         self.rt = rt
 
     def fetch(self, store: Store) -> list[Article]:
-        from tokenomics.engine import article_from_row
+        from tokenomics.trading.news import article_from_row
 
         step = self.rt.sim_step()
         last = store.get_cursor(self.CURSOR)
@@ -292,10 +292,11 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
     trades, equity, metrics."""
     import threading
 
-    from tokenomics import engine, ml
-    from tokenomics.commands.run import steps_for, tick
     from tokenomics.config import LogSettings
     from tokenomics.logs import setup_logging
+    from tokenomics.research import ml
+    from tokenomics.trading import account
+    from tokenomics.trading.loop import steps_for, tick
 
     model = None
     if strategy == "model":
@@ -332,7 +333,7 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
             if model:
                 copy_bars(rt.store, rep.store, source, tf, settings.universe.symbols, ml.LOOKBACK_BARS,
                           rt.world.time_of(w.first), rt.world.time_of(w.last))
-            start_equity = engine.mark_to_market(rep)["equity"]
+            start_equity = account.mark_to_market(rep)["equity"]
             stop = threading.Event()
             steps = steps_for(rep, strategy, model)
             for n in range(1, w.last - w.first + 1):
