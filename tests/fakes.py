@@ -39,6 +39,13 @@ class FakeProviders:
         self.bars_page_size = 10_000  # the server's own cap per page (Alpaca's is 10000)
         self.bars_errors: dict[str, int] = {}  # symbol -> HTTP status its bar requests get
         self.bar_queries: list[dict] = []  # every bars request's query (and path)
+        self.news_queries: list[dict] = []  # every news request's query
+        # news indexing lag: article id -> the fake time it becomes visible; `clock` is that time (None: all visible)
+        self.news_visible_at: dict[int, float] = {}
+        self.clock: float | None = None
+        # path -> scripted answers served before the real route: (status, body, headers), where body is a
+        # JSON-able object or raw text (an HTML error page), or the string "reset" (the connection is dropped)
+        self.script: dict[str, list] = {}
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -86,12 +93,15 @@ class FakeProviders:
             def log_message(self, *a):
                 pass
 
-            def _send(self, code: int, body) -> None:
-                data = json.dumps(body).encode()
+            def _send(self, code: int, body, headers: dict | None = None) -> None:
+                raw = isinstance(body, str)
+                data = body.encode() if raw else json.dumps(body).encode()
                 try:
                     self.send_response(code)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", "text/html" if raw else "application/json")
                     self.send_header("Content-Length", str(len(data)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
                     self.end_headers()
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
@@ -119,6 +129,16 @@ class FakeProviders:
                 fake.requests.append((method, u.path))
                 if not self._authed():
                     return self._send(401, {"code": 40110000, "message": "request is not authorized"})
+                scripted = fake.script.get(u.path)
+                if scripted:
+                    code, out, headers = scripted.pop(0)
+                    if out == "reset":  # drop the connection without an answer
+                        import socket
+
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        self.close_connection = True
+                        return None
+                    return self._send(code, out, headers)
                 with fake.lock:
                     code, out = fake.route(method, u.path, q, body)
                 if code == "slow":
@@ -143,8 +163,12 @@ class FakeProviders:
         if path == "/v2/orders" and method == "POST":
             return self._submit(body)
         if path == "/v1beta1/news":
+            self.news_queries.append(dict(q))
             start = q.get("start", "")
-            items = sorted((n for n in self.news if n["created_at"] >= start.replace("+00:00", "Z")),
+            wanted = {s for s in q.get("symbols", "").split(",") if s}
+            items = sorted((n for n in self.news if n["created_at"] >= start.replace("+00:00", "Z")
+                            and (not wanted or wanted & set(n["symbols"]))
+                            and (self.clock is None or self.news_visible_at.get(n["id"], 0.0) <= self.clock)),
                            key=lambda n: (n["created_at"], n["id"]))
             offset = int(q.get("page_token") or 0)
             limit = int(q.get("limit") or 50)

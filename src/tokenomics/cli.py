@@ -89,6 +89,10 @@ app = typer.Typer(
 
 
 def fail(code: int, message: str, hint: str = "") -> None:
+    if code == 1:  # a runtime failure may carry a provider's text: never print a key
+        from tokenomics.keys import redact
+
+        message, hint = redact(message), redact(hint)
     print(f"error: {message}", file=sys.stderr)
     if hint:
         print(f"hint: {hint}", file=sys.stderr)

@@ -73,6 +73,8 @@ class NewsSettings(Section):
     max_requests_per_minute: int = Field(180, ge=1, le=200)
     timeout_seconds: float = Field(15, gt=0)
     dedup_minutes: float = Field(30, ge=0)  # syndicated copies (every provider); 0: off
+    overlap_minutes: float = Field(5, ge=0, le=1440)  # alpaca: re-ask this far before the cursor (indexing lag)
+    retries: int = Field(3, ge=0, le=10)  # alpaca: retries of a 429 (after Retry-After), 5xx or reset connection
 
 
 class SentimentSettings(Section):
@@ -81,14 +83,17 @@ class SentimentSettings(Section):
     min_conviction: int = Field(70, ge=0, le=100)
     model: str = "gemini-2.5-flash-lite"
     base_url: str | None = None  # override of the Gemini API base URL (tests, proxies)
-    batch_size: int = Field(8, ge=1, le=50)
-    prompt_version: str = "v1"
+    api_version: str = "v1beta"  # the Gemini REST version the request goes to (pinned; the SDK's default moves)
+    prompt_version: str = "v2"
+    max_output_tokens: int = Field(400, ge=50, le=8192)  # per answer; bounds the cost of each request
+    max_attempts: int = Field(3, ge=1, le=20)  # runs an article may fail in before it is marked failed
+    stop_after_failed_requests: int = Field(3, ge=1, le=100)  # per run, when the failures span 2 articles
     daily_token_budget: int = Field(2_000_000, ge=0)
     daily_cost_budget_usd: float = Field(1.0, ge=0)
     input_usd_per_mtok: float = Field(0.10, ge=0)
     output_usd_per_mtok: float = Field(0.40, ge=0)
     timeout_seconds: float = Field(30, gt=0)
-    retries: int = Field(3, ge=0, le=10)
+    retries: int = Field(2, ge=0, le=10)
     backoff_seconds: float = Field(1.0, ge=0)
     max_backoff_seconds: float = Field(20, ge=0)
 

@@ -67,3 +67,29 @@ def require(provider: str) -> list[Key]:
         raise ConfigError(f"{provider}: missing {', '.join(missing)} in the environment or .env",
                           hint="see .env.example; keys never go in the YAML")
     return out
+
+
+def _configured_values() -> list[tuple[str, str]]:
+    names = [n for groups in REQUIRED.values() for group in groups for n in group] + list(OPTIONAL)
+    env = _dotenv()
+    out = []
+    for name in dict.fromkeys(names):
+        for value in (os.environ.get(name), env.get(name)):
+            if value and len(value) >= 6 and (name, value) not in out:
+                out.append((name, value))
+    return out
+
+
+def redact(text: object) -> str:
+    """The text with every configured key's value (and its URL-encoded form) replaced by [NAME].
+
+    For any provider text before it is stored, logged or printed: a gateway that echoes a key in
+    its error page must not put it in the store, the logs or `doctor`'s output."""
+    from urllib.parse import quote
+
+    out = str(text)
+    for name, value in sorted(_configured_values(), key=lambda nv: -len(nv[1])):
+        for form in dict.fromkeys((value, quote(value, safe=""))):
+            if form in out:
+                out = out.replace(form, f"[{name}]")
+    return out

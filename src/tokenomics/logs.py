@@ -30,6 +30,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+class Redact(logging.Filter):
+    """Replaces every configured key's value in a record (message, arguments, string extras)."""
+
+    def __init__(self):
+        super().__init__()
+        from tokenomics.keys import _configured_values
+
+        self.values = _configured_values()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.values:
+            return True
+        from tokenomics.keys import redact
+
+        msg = record.getMessage()
+        if any(v in msg for _n, v in self.values):
+            record.msg, record.args = redact(msg), ()
+        for k, v in list(record.__dict__.items()):
+            if k not in _STANDARD and isinstance(v, str) and any(x in v for _n, x in self.values):
+                setattr(record, k, redact(v))
+        return True
+
+
 def setup_logging(log_dir: Path, level: str = "INFO", verbose: int = 0) -> None:
     """Idempotent: configures the tokenomics loggers once per process and log directory."""
     global _configured
@@ -43,13 +66,16 @@ def setup_logging(log_dir: Path, level: str = "INFO", verbose: int = 0) -> None:
         h.close()
     root.setLevel(logging.DEBUG)
     root.propagate = False
+    redact = Redact()
     app = logging.FileHandler(log_dir / "app.log", encoding="utf-8")
     app.setFormatter(JsonFormatter())
     app.setLevel(getattr(logging, level))
+    app.addFilter(redact)
     root.addHandler(app)
     err = logging.StreamHandler(sys.stderr)
     err.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     err.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    err.addFilter(redact)
     root.addHandler(err)
     for name in ("trades", "decisions"):
         lg = logging.getLogger(f"tokenomics.{name}")
@@ -58,6 +84,7 @@ def setup_logging(log_dir: Path, level: str = "INFO", verbose: int = 0) -> None:
             h.close()
         fh = logging.FileHandler(log_dir / f"{name}.log", encoding="utf-8")
         fh.setFormatter(JsonFormatter())
+        fh.addFilter(redact)
         lg.addHandler(fh)
         lg.setLevel(logging.INFO)
     _configured = log_dir

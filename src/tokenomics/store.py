@@ -247,10 +247,12 @@ class Store:
             yield counts
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            from tokenomics.keys import redact  # a provider's error text may echo a key
+
             with self.tx():
                 self.db["runs"].update(
                     run_id,
-                    {"ended_at": iso(now()), "status": status, "counts": json.dumps(counts), "error": str(exc)[:500]},
+                    {"ended_at": iso(now()), "status": status, "counts": json.dumps(counts), "error": redact(exc)[:500]},
                 )
             raise
         with self.tx():

@@ -10,7 +10,9 @@ def _check(name: str, fn) -> dict:
         detail = fn()
         return {"check": name, "ok": True, "detail": detail}
     except Exception as exc:  # a check reports every failure instead of stopping at the first
-        return {"check": name, "ok": False, "detail": str(exc)}
+        from tokenomics.keys import redact
+
+        return {"check": name, "ok": False, "detail": redact(exc)}  # a provider may echo a key
 
 
 @app.command()

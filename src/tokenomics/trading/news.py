@@ -84,9 +84,10 @@ def fetch_news(rt: Runtime) -> dict:
     with rt.store.tx():
         new, duplicates = store_articles(rt, articles)
         provider.commit(rt.store)
-    app_log.info("fetched %d articles (%d new, %d of them syndicated copies)", len(articles), new, duplicates,
-                 extra={"step": "fetch-news"})
-    return {"fetched": len(articles), "new": new, "duplicates": duplicates,
+    skipped = getattr(provider, "skipped", 0)  # provider items that were not valid articles
+    app_log.info("fetched %d articles (%d new, %d of them syndicated copies, %d invalid items skipped)",
+                 len(articles), new, duplicates, skipped, extra={"step": "fetch-news"})
+    return {"fetched": len(articles), "new": new, "duplicates": duplicates, "skipped": skipped,
             "articles": [article_json(a) for a in articles]}
 
 

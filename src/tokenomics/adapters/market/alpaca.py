@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from tokenomics.adapters.alpaca_http import RateLimiter, harden
+from tokenomics.adapters.alpaca_http import RateLimiter, harden, provider_error
 from tokenomics.core.errors import ProviderError, UsageProblem
 from tokenomics.keys import Key
 
@@ -32,8 +32,9 @@ class AlpacaMarketData:
     name = "alpaca"
 
     def __init__(self, api_key: Key, secret: Key, *, url: str | None, timeout: float,
-                 limiter: RateLimiter | None = None, ttl_seconds: float = 5.0):
+                 limiter: RateLimiter | None = None, ttl_seconds: float = 5.0, sleep=time.sleep):
         self._keys, self.url, self.timeout, self.limiter = (api_key, secret), url, timeout, limiter
+        self.sleep = sleep
         self.ttl = ttl_seconds
         self._cache: dict[str, tuple[float, float]] = {}
         self._clients: dict[tuple[str, bool], object] = {}
@@ -46,7 +47,8 @@ class AlpacaMarketData:
             cls = CryptoHistoricalDataClient if kind == "crypto" else StockHistoricalDataClient
             key, secret = self._keys
             self._clients[(kind, raw)] = harden(cls(key.reveal(), secret.reveal(), raw_data=raw,
-                                                    url_override=self.url), self.timeout, self.limiter)
+                                                    url_override=self.url), self.timeout, self.limiter,
+                                                    sleep=self.sleep)
         return self._clients[(kind, raw)]
 
     def price(self, symbol: str) -> float:
@@ -54,9 +56,6 @@ class AlpacaMarketData:
         hit = self._cache.get(symbol)
         if hit and time.monotonic() - hit[0] < self.ttl:
             return hit[1]
-        from alpaca.common.exceptions import APIError
-        from requests import RequestException
-
         try:
             if "/" in symbol:
                 from alpaca.data.requests import CryptoLatestTradeRequest
@@ -66,22 +65,17 @@ class AlpacaMarketData:
                 from alpaca.data.requests import StockLatestTradeRequest
 
                 got = self._client("stock").get_stock_latest_trade(StockLatestTradeRequest(symbol_or_symbols=symbol))
-        except APIError as exc:
-            raise ProviderError(f"alpaca market data {symbol}: HTTP {exc.status_code}: {str(exc.message)[:200]}") from None
-        except RequestException as exc:
-            raise ProviderError(f"alpaca market data {symbol}: {type(exc).__name__}") from None
-        if symbol not in got:
-            raise ProviderError(f"alpaca market data: no latest trade for {symbol}")
-        price = float(got[symbol].price)
+            price = float(got[symbol].price)
+        except KeyError:
+            raise ProviderError(provider=f"alpaca market data {symbol}", status=200, reason="no latest trade") from None
+        except Exception as exc:  # APIError (an HTML 503 too), requests' errors, a body of the wrong shape
+            raise provider_error(f"alpaca market data {symbol}", exc) from None
         self._cache[symbol] = (time.monotonic(), price)
         return price
 
     def bars(self, symbol: str, timeframe: Any, start: datetime, end: datetime, limit: int) -> list[dict]:
         """At most `limit` raw bars ({t, o, h, l, c, v, ...}) of one symbol from start to end (inclusive),
         oldest first; alpaca-py follows next_page_token until it has `limit` bars or the range is done."""
-        from alpaca.common.exceptions import APIError
-        from requests import RequestException
-
         try:
             if "/" in symbol:
                 from alpaca.data.requests import CryptoBarsRequest
@@ -93,10 +87,13 @@ class AlpacaMarketData:
 
                 got = self._client("stock", raw=True).get_stock_bars(StockBarsRequest(
                     symbol_or_symbols=symbol, timeframe=timeframe, start=start, end=end, limit=limit))
-        except APIError as exc:
-            raise ProviderError(f"alpaca bars {symbol}: HTTP {exc.status_code}: {str(exc.message)[:200]}",
-                                hint="re-run: the fetch resumes from the last stored bar") from None
-        except RequestException as exc:
-            raise ProviderError(f"alpaca bars {symbol}: {type(exc).__name__}",
-                                hint="re-run: the fetch resumes from the last stored bar") from None
-        return list(got.get(symbol, []))
+            bars = got.get(symbol, []) if isinstance(got, dict) else None
+            if not isinstance(bars, list) or not all(isinstance(b, dict) and "t" in b for b in bars):
+                raise ValueError(f"unexpected body: bars of {symbol} are not a list of bars")
+        except Exception as exc:  # APIError (an HTML 503 too), requests' errors, a body of the wrong shape
+            err = provider_error(f"alpaca bars {symbol}", exc)
+            if isinstance(exc, ValueError) and "unexpected body" in str(exc):
+                err = ProviderError(provider=f"alpaca bars {symbol}", status=200, reason=str(exc)[:200])
+            err.hint = "re-run: the fetch resumes from the last stored bar"
+            raise err from None
+        return list(bars)

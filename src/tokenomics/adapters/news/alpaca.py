@@ -1,74 +1,164 @@
-"""Alpaca news: polls with a persisted cursor (the newest created_at seen), oldest first.
+"""Alpaca news: polls from a persisted cursor (the newest created_at seen), oldest first.
 
-Each fetch asks for articles from the cursor (inclusive) onward, in bounded pages, so a restart
-neither skips (ascending order from the last timestamp) nor duplicates (the article id is the
-store's natural key; the overlap at the cursor is dropped by id). Syndicated copies are marked
-where every provider's articles are stored (news.store_articles).
+Alpaca indexes articles with a lag: an article can become visible after a newer one. So each fetch
+asks again from `news.overlap_minutes` before the cursor and drops the ids it already stored: an
+article indexed up to that long after a newer one is still fetched, and none twice (the article id
+is the store's natural key). Pages of `news.page_size` articles (the request's `limit`), at most
+`news.max_pages` a fetch, through alpaca-py's REST client (its timeout, rate limit and retries come
+from alpaca_http.harden).
+
+Crypto: Alpaca tags crypto news with the coin against USD (`BTCUSD`) whatever quote currency the
+universe trades (BTC/USDT on a ccxt exchange), so the query asks for `BTCUSD` and an article tagged
+`BTCUSD` is mapped back to every universe pair of that coin.
+
+A body that is not the documented JSON (an HTML error page, a wrong shape) is a ProviderError
+naming the provider, the HTTP status and a short reason; an item missing a field is skipped and
+counted (`skipped`), not fatal.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from tokenomics.adapters.alpaca_http import RateLimiter, canonical, harden
+from pydantic import BaseModel, ValidationError, field_validator
+
+from tokenomics.adapters.alpaca_http import RateLimiter, harden, provider_error
 from tokenomics.config import NewsSettings
 from tokenomics.core.errors import ProviderError
 from tokenomics.core.models import Article
 from tokenomics.keys import Key
+from tokenomics.logs import app_log
 from tokenomics.store import Store, iso, parse_ts
 
 CURSOR = "news:alpaca:created_at"
+RESUME = "news:alpaca:resume"  # "exact": the last fetch stopped at max_pages; resume at the cursor itself
+PROVIDER = "alpaca news"
+
+
+class NewsItem(BaseModel):
+    """The fields of an Alpaca news item tokenomics reads (the rest is ignored)."""
+
+    id: int
+    headline: str
+    created_at: datetime
+    symbols: list[str]
+    summary: str | None = ""
+    source: str | None = ""
+    url: str | None = ""
+    content: str | None = ""
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("created_at without a time zone")
+        return v.astimezone(timezone.utc)
+
+
+def news_symbols(symbols: list[str]) -> list[str]:
+    """The universe's symbols as Alpaca news tags them: equities as they are, a crypto pair as its
+    coin against USD (BTC/USDT and BTC/USD -> BTCUSD)."""
+    return list(dict.fromkeys(s.split("/")[0] + "USD" if "/" in s else s for s in symbols))
+
+
+def universe_symbols(tag: str, symbols: list[str]) -> list[str]:
+    """An article's tag back to the universe: AAPL -> AAPL; BTCUSD (or BTC/USD) -> every pair of BTC."""
+    tag = tag.strip().upper()
+    if tag in symbols:
+        return [tag]
+    coin = tag.split("/")[0] if "/" in tag else tag[:-3] if tag.endswith("USD") else None
+    return [s for s in symbols if "/" in s and s.split("/")[0] == coin] if coin else []
 
 
 class AlpacaNews:
     name = "alpaca"
 
     def __init__(self, settings: NewsSettings, symbols: list[str], crypto: list[str], api_key: Key,
-                 secret: Key, now, limiter: RateLimiter | None = None):
+                 secret: Key, now, limiter: RateLimiter | None = None, sleep=None):
         self.s, self.symbols, self.crypto, self.now = settings, symbols, crypto, now
         self._keys = (api_key, secret)
         self.limiter = limiter or RateLimiter(settings.max_requests_per_minute)
+        self.sleep = sleep
         self.newest: datetime | None = None
+        self.truncated = False
+        self.skipped = 0  # items of the last fetch that were not valid news items
 
     def client(self):
         from alpaca.data.historical.news import NewsClient
 
         key, secret = self._keys
+        extra = {"sleep": self.sleep} if self.sleep is not None else {}
         return harden(NewsClient(key.reveal(), secret.reveal(), url_override=self.s.alpaca_url),
-                      self.s.timeout_seconds, self.limiter)
+                      self.s.timeout_seconds, self.limiter, attempts=self.s.retries + 1, **extra)
+
+    def start(self, store: Store) -> datetime:
+        last = store.get_cursor(CURSOR)
+        if not last:
+            return self.now() - timedelta(minutes=self.s.lookback_minutes)
+        if store.get_cursor(RESUME) == "exact":
+            return parse_ts(last)
+        return parse_ts(last) - timedelta(minutes=self.s.overlap_minutes)
+
+    def _page(self, client: Any, params: dict) -> tuple[list, str | None]:
+        try:
+            body = client.get("/news", params)  # alpaca-py's REST GET: the documented JSON as a dict
+        except Exception as exc:  # APIError, requests' errors, a non-JSON body: all mapped, none escape raw
+            raise provider_error(PROVIDER, exc) from None
+        if not isinstance(body, dict) or not isinstance(body.get("news"), list):
+            raise ProviderError(provider=PROVIDER, status=200,
+                                reason=f"unexpected body (a {type(body).__name__} without a 'news' list)")
+        token = body.get("next_page_token")
+        return body.get("news") or [], token if isinstance(token, str) and token else None
 
     def fetch(self, store: Store) -> list[Article]:
-        from alpaca.common.exceptions import APIError
-        from alpaca.data.requests import NewsRequest
-        from requests import RequestException
-
+        start = self.start(store)
+        params: dict[str, Any] = {
+            "symbols": ",".join(news_symbols(self.symbols)), "start": iso(start).replace("+00:00", "Z"),
+            "sort": "asc", "limit": self.s.page_size, "include_content": str(self.s.include_content).lower()}
+        client = self.client()
+        items: list[NewsItem] = []
+        self.skipped, self.truncated = 0, False
+        for page in range(self.s.max_pages):
+            raw, token = self._page(client, params)
+            for obj in raw:
+                try:
+                    items.append(NewsItem.model_validate(obj))
+                except ValidationError as exc:
+                    self.skipped += 1
+                    app_log.warning("alpaca news: skipped an item that is not a valid article (%d errors: %s)",
+                                    exc.error_count(), ", ".join(".".join(map(str, e["loc"])) for e in exc.errors()),
+                                    extra={"step": "fetch-news"})
+            if token is None:
+                break
+            params["page_token"] = token
+            self.truncated = page == self.s.max_pages - 1
+        known = set()
+        ids = [f"alpaca:{n.id}" for n in items]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            known |= {r["id"] for r in store.all(
+                f"SELECT id FROM articles WHERE id IN ({','.join('?' * len(chunk))})", chunk)}
         last = store.get_cursor(CURSOR)
-        start = parse_ts(last) if last else self.now() - timedelta(minutes=self.s.lookback_minutes)
-        req = NewsRequest(symbols=",".join(s.replace("/", "") for s in self.symbols), start=start, sort="asc",
-                          limit=self.s.page_size * self.s.max_pages, include_content=self.s.include_content)
-        try:
-            got = self.client().get_news(req)
-        except APIError as exc:
-            raise ProviderError(f"alpaca news: HTTP {exc.status_code}: {str(exc.message)[:200]}") from None
-        except RequestException as exc:
-            raise ProviderError(f"alpaca news: {type(exc).__name__}") from None
-        items = got.data.get("news", [])
-        wanted = set(self.symbols)
-        out = []
-        self.newest = None
+        self.newest = parse_ts(last) if last else None
+        out, seen = [], set()
         for n in items:
-            created = n.created_at.astimezone(timezone.utc)
-            self.newest = max(self.newest or created, created)
-            syms = tuple(dict.fromkeys(s for s in (canonical(x, self.crypto) for x in n.symbols) if s in wanted))
+            self.newest = max(self.newest or n.created_at, n.created_at)
+            aid = f"alpaca:{n.id}"
+            if aid in known or aid in seen:
+                continue  # the overlap window asks again for what the last fetch stored
+            seen.add(aid)
+            syms = tuple(dict.fromkeys(s for tag in n.symbols for s in universe_symbols(tag, self.symbols)))
             if not syms:
                 continue
             summary = n.summary or ""
             if self.s.include_content and n.content:
                 summary = f"{summary}\n{n.content}".strip()
-            out.append(Article(f"alpaca:{n.id}", n.headline, syms, created, provider="alpaca",
+            out.append(Article(aid, n.headline, syms, n.created_at, provider="alpaca",
                                summary=summary, source=n.source or "", url=n.url or ""))
         return out
 
     def commit(self, store: Store) -> None:
         if self.newest is not None:
             store.set_cursor(CURSOR, iso(self.newest))
+            store.set_cursor(RESUME, "exact" if self.truncated else "overlap")
