@@ -33,7 +33,7 @@ class FakeProviders:
         self.fill_mode = "fill"  # fill | partial | new | funds | slow
         self.slow_seconds = 0.0
         self.market_open = True
-        self.gemini_answers: list = []  # scripted {"articles": [...]} or an HTTP error code; empty: bullish 85
+        self.gemini_answers: list = []  # scripted {"scores": [...]} or an HTTP error code; empty: bullish 85
         self.positions: dict[str, float] = {}
         self.bars: dict[str, list[dict]] = {}  # symbol -> raw bars {t, o, h, l, c, v, n, vw}, oldest first
         self.bars_page_size = 10_000  # the server's own cap per page (Alpaca's is 10000)
@@ -127,9 +127,7 @@ class FakeProviders:
                     n = int(self.headers.get("Content-Length") or 0)
                     body = json.loads(self.rfile.read(n) or b"{}")
                 fake.requests.append((method, u.path))
-                if not self._authed():
-                    return self._send(401, {"code": 40110000, "message": "request is not authorized"})
-                scripted = fake.script.get(u.path)
+                scripted = fake.script.get(u.path)  # a gateway in front: answers before any auth check
                 if scripted:
                     code, out, headers = scripted.pop(0)
                     if out == "reset":  # drop the connection without an answer
@@ -139,6 +137,8 @@ class FakeProviders:
                         self.close_connection = True
                         return None
                     return self._send(code, out, headers)
+                if not self._authed():
+                    return self._send(401, {"code": 40110000, "message": "request is not authorized"})
                 with fake.lock:
                     code, out = fake.route(method, u.path, q, body)
                 if code == "slow":
@@ -245,11 +245,10 @@ class FakeProviders:
 
     def _gemini(self, body: dict) -> dict:
         text = body["contents"][0]["parts"][0]["text"]
-        arts = json.loads(text.split("<articles>", 1)[1].split("</articles>", 1)[0])
-        answer = self.gemini_answers.pop(0) if self.gemini_answers else {"articles": [
-            {"article_id": a["article_id"], "scores": [
-                {"symbol": s, "sentiment": "bullish", "conviction": 85, "reason": "Strong results."}
-                for s in a["symbols"]]} for a in arts]}
+        art = json.loads(text.split("<article>", 1)[1].split("</article>", 1)[0])
+        answer = self.gemini_answers.pop(0) if self.gemini_answers else {"scores": [
+            {"symbol": s, "sentiment": "bullish", "conviction": 85, "reason": "Strong results."}
+            for s in art["symbols"]]}
         return {"candidates": [{"content": {"role": "model", "parts": [{"text": json.dumps(answer)}]},
                                 "finishReason": "STOP"}],
                 "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 30, "totalTokenCount": 150}}

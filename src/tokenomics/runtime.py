@@ -189,7 +189,8 @@ class Runtime:
             from tokenomics.adapters.scorers.gemini import GeminiScorer
 
             (key,) = keys.require("gemini")
-            return GeminiScorer(self.settings.sentiment, self.store, key, now=self.now)
+            # no now=: the scorer's budgets count the real UTC day, whatever the sim clock says
+            return GeminiScorer(self.settings.sentiment, self.store, key)
         from tokenomics.adapters.scorers.offline import OfflineScorer
 
         return OfflineScorer(self.settings.sentiment.model_dir)

@@ -46,7 +46,7 @@ def test_paper_run_once_news_to_filled_order_and_no_duplicates(cli, fake):
     assert aapl["order_class"] == "bracket"  # the stop survives a crash of tokenomics
     db = sqlite3.connect(cli.cwd / "store.db")
     assert db.execute("SELECT COUNT(*) FROM orders WHERE status = 'filled'").fetchone()[0] == 2
-    assert db.execute("SELECT COUNT(*) FROM llm_calls WHERE status = 'ok'").fetchone()[0] == 1
+    assert db.execute("SELECT COUNT(*) FROM llm_calls WHERE status = 'ok'").fetchone()[0] == 2  # one per article
     assert db.execute("SELECT COUNT(*) FROM scores WHERE scorer = 'gemini'").fetchone()[0] == 2
     posts, gemini_calls = len(fake.posts), sum(1 for _m, p in fake.requests if "generateContent" in p)
 
@@ -151,3 +151,74 @@ def test_submit_timing_out_after_acceptance_is_finished_by_lookup_not_resent(cli
     out = cli.json(*args, env=KEYS)
     assert len(fake.posts) == 1 and out["open_positions"] == 1
     assert db.execute("SELECT status FROM orders").fetchone() == ("filled",)
+
+
+def test_a_poison_article_fails_for_good_after_max_attempts_and_its_neighbour_is_traded(cli, fake):
+    write_config(cli, fake.url)
+    fake.add_news(1, "Apple smashes earnings expectations", ["AAPL"], recent(6))
+    fake.add_news(2, "Bitcoin ETF inflows surge", ["BTCUSD"], recent(5))
+    bad = {"scores": [{"symbol": "AAPL", "sentiment": "bullish", "conviction": 250, "reason": "!"}]}
+    args = ("--mode", "paper", "--config", "paper.yaml")
+    db = sqlite3.connect(cli.cwd / "store.db")
+    fake.gemini_answers = [bad]  # the oldest article's answer is rejected; its neighbour is scored the same run
+    first = cli.json("run", "--once", *args, env=KEYS)
+    assert first["opened"] == 1 and [p["symbol"] for p in fake.posts] == ["BTC/USD"]
+    for run in (2, 3):
+        fake.gemini_answers = [bad]
+        cli.json("score", *args, env=KEYS)
+    status, attempts, error = db.execute("SELECT status, attempts, error FROM articles WHERE id = 'alpaca:1'").fetchone()
+    assert (status, attempts) == ("failed", 3) and "rejected: conviction 250 for AAPL outside 0-100" in error
+    calls = sum(1 for _m, p in fake.requests if "generateContent" in p)
+    assert cli.json("score", *args, env=KEYS)["articles"] == 0  # never asked again
+    assert sum(1 for _m, p in fake.requests if "generateContent" in p) == calls
+    st = cli.json("status", *args, env=KEYS)
+    assert st["articles"]["failed"] == 1 and st["failed_articles"][0]["id"] == "alpaca:1"
+    ex = cli.json("explain", "alpaca:1", *args, env=KEYS)
+    assert ex["article"]["status"] == "failed" and "outside 0-100" in ex["article"]["error"]
+
+
+def test_score_exits_1_naming_the_cause_when_the_key_is_refused_and_never_prints_it(cli, fake):
+    write_config(cli, fake.url)
+    fake.add_news(1, "Apple smashes earnings expectations", ["AAPL"], recent(6))
+    fake.add_news(2, "Bitcoin ETF inflows surge", ["BTCUSD"], recent(5))
+    args = ("--mode", "paper", "--config", "paper.yaml")
+    cli.json("fetch-news", *args, env=KEYS)
+    wrong = {**KEYS, "GOOGLE_API_KEY": "AIzaWRONG-key-echoed-by-a-gateway-42"}
+    path = "/v1beta/models/gemini-2.5-flash-lite:generateContent"
+    fake.script[path] = [(403, {"error": {"code": 403, "status": "PERMISSION_DENIED",
+                                          "message": f"key {wrong['GOOGLE_API_KEY']} is not allowed"}}, {})]
+    proc = cli("score", *args, "--json", env=wrong)
+    assert proc.returncode == 1 and "gemini" in proc.stderr and "403" in proc.stderr
+    assert sum(1 for _m, p in fake.requests if "generateContent" in p) == 1  # one request, then stop
+    db = sqlite3.connect(cli.cwd / "store.db")
+    assert db.execute("SELECT status, attempts FROM articles ORDER BY id").fetchall() == [("pending", 0)] * 2
+    texts = [proc.stdout, proc.stderr] + [p.read_text() for p in (cli.cwd / "logs").glob("*.log")]
+    texts += [repr(r) for t in ("articles", "llm_calls", "runs") for r in db.execute(f"SELECT * FROM {t}")]
+    assert any("[GOOGLE_API_KEY]" in t for t in texts)
+    assert not any(wrong["GOOGLE_API_KEY"] in t for t in texts), "a key leaked"
+
+
+def test_doctor_redacts_a_key_a_gateway_echoes(cli, fake):
+    write_config(cli, fake.url)
+    fake.script["/v2/account"] = [(403, {"code": 40310000, "message": f"bad key {ALPACA_KEY}"}, {})]
+    proc = cli("doctor", "--mode", "paper", "--config", "paper.yaml", "--json", env=KEYS)
+    assert proc.returncode == 1
+    checks = {c["check"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert not checks["alpaca account"]["ok"] and "[ALPACA_API_KEY]" in checks["alpaca account"]["detail"]
+    assert ALPACA_KEY not in proc.stdout + proc.stderr
+
+
+def test_gemini_budget_counts_the_real_utc_day_not_the_sim_clock(cli, fake):
+    # sim mode's clock is in January; calls made today (real time) must count against today's budget
+    (cli.cwd / "sim.yaml").write_text(f"""
+sentiment: {{provider: gemini, base_url: "{fake.url}", retries: 0, daily_token_budget: 1000}}
+""")
+    today = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    cli.json("fetch-news", "--config", "sim.yaml", env=KEYS)
+    db = sqlite3.connect(cli.cwd / "store.db")
+    db.execute("INSERT INTO llm_calls (ts, model, articles, prompt_tokens, output_tokens, total_tokens, cost_usd, "
+               "status) VALUES (?, 'gemini-2.5-flash-lite', 1, 900, 50, 950, 0.0001, 'ok')", [today])
+    db.commit()
+    out = cli.json("score", "--config", "sim.yaml", env=KEYS)
+    assert out["scores"] == 0 and out["deferred"] == out["articles"] > 0
+    assert not any("generateContent" in p for _m, p in fake.requests)

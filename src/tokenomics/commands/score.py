@@ -29,4 +29,11 @@ def score(
             counts["stdin_new"], counts["stdin_duplicates"] = news.store_articles(rt, articles)
         out = news.score(rt, limit)
         counts.update(articles=out["articles"], scores=out["scores"])
+        if out.get("provider_error"):  # nothing could be scored because of the provider: say so, exit 1
+            from tokenomics.core.errors import ProviderError
+
+            emit(rt, out, title="score", columns=["article_id", "symbol", "sentiment", "conviction", "reason"])
+            raise ProviderError(f"no article could be scored: {out['provider_error']}",
+                                hint="the articles stay pending and are scored by a later run; "
+                                     "check the key (doctor) or the provider's status")
     emit(rt, out, title="score", columns=["article_id", "symbol", "sentiment", "conviction", "reason"])

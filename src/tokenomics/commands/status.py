@@ -27,6 +27,9 @@ def status(ctx: typer.Context) -> None:
         })
     positions_value = cents(sum(p["market_value"] for p in positions))
     runs = [{**r, "counts": json.loads(r["counts"]) if r["counts"] else None} for r in st.last_runs()]
+    articles = {r["status"]: r["n"] for r in st.all("SELECT status, COUNT(*) AS n FROM articles GROUP BY status")}
+    failed = st.all("SELECT id, headline, attempts, error FROM articles WHERE status = 'failed' "
+                    "ORDER BY created_at DESC, id DESC LIMIT 10")
     emit(rt, {
         "mode": rt.mode, "now": rt.now().isoformat(), "capital": rt.settings.capital, "cash": cash,
         "positions_value": positions_value, "equity": cents(cash + positions_value),
@@ -36,4 +39,6 @@ def status(ctx: typer.Context) -> None:
                    "lifts": "by `tokenomics risk resume`" if h["rule"] == "max_drawdown" else "when the period rolls"}
                   for h in account.active_halts(rt)],
         "last_runs": runs,
+        "articles": articles,  # by status: pending, scored, duplicate, failed (gave up after max_attempts)
+        "failed_articles": failed,  # the latest 10, with the reason (`explain ARTICLE_ID` for the rest)
     }, title="status", rows_key="positions")

@@ -41,6 +41,9 @@ def explain(rt: Runtime, key: str) -> dict:
     st = rt.store
     sig = _signal_for(rt, key)
     if sig is None:
+        article = st.one("SELECT * FROM articles WHERE id = ?", [key])
+        if article is not None:
+            return explain_article(rt, article)
         raise UsageProblem(f"no order, signal or symbol matches {key!r}",
                            hint="give a client_order_id, a signal id (see `status`) or a traded symbol")
     if sig["source"] == "exit":  # an exit: explain the entry it closed, which includes this exit
@@ -77,6 +80,20 @@ def explain(rt: Runtime, key: str) -> dict:
     }
 
 
+def explain_article(rt: Runtime, a: dict) -> dict:
+    """An article that led to no order: its status (pending, scored, duplicate, failed), attempts, the
+    last error (why scoring failed or was deferred), its scores and the signals made from them."""
+    st = rt.store
+    return {
+        "query": a["id"], "symbol": ",".join(json.loads(a["symbols"])), "state": f"article {a['status']}",
+        "article": {**{k: a[k] for k in ("id", "provider", "headline", "created_at", "fetched_at", "status",
+                                          "attempts", "error", "duplicate_of")}, "symbols": json.loads(a["symbols"])},
+        "scores": st.all("SELECT symbol, scorer, sentiment, conviction, reason, scored_at FROM scores "
+                         "WHERE article_id = ?", [a["id"]]),
+        "signals": st.all("SELECT id, symbol, status, status_reason FROM signals WHERE ref = ?", [a["id"]]),
+    }
+
+
 def explain_tree(doc: dict):
     """A Rich tree of an explain document, for a terminal."""
     from rich.tree import Tree
@@ -85,6 +102,15 @@ def explain_tree(doc: dict):
         return ", ".join(f"{k}={d[k]}" for k in keys if d.get(k) is not None)
 
     root = Tree(f"[bold]{doc['symbol']}[/bold] — {doc['state']} (query {doc['query']})")
+    if "article" in doc:  # an article id
+        a = doc["article"]
+        root.add(f"article {a['id']} at {a['created_at']}: {a['headline']}")
+        root.add(f"status {a['status']}, attempts {a['attempts']}" + (f" — {a['error']}" if a["error"] else ""))
+        for s in doc["scores"]:
+            root.add(f"score {s['symbol']} ({s['scorer']}): {s['sentiment']}, conviction {s['conviction']}")
+        for g in doc["signals"]:
+            root.add(f"signal {g['id']}: {g['status']} — {g['status_reason']}")
+        return root
     for a in doc["articles"]:
         node = root.add(f"article {a['id']} at {a['created_at']}: {a['headline']}")
         for s in doc["scores"]:

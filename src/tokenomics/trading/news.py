@@ -107,9 +107,14 @@ def score(rt: Runtime, limit: int = 1000) -> dict:
          "article_created_at": created[s.article_id]}
         for s in scores
     ]
-    # a scorer may leave articles pending: failed (attempt counted, error kept) or deferred (e.g. budget)
+    # a scorer may leave articles pending: failed (attempt counted, error kept; after
+    # sentiment.max_attempts runs the status becomes 'failed') or deferred (budget, provider down)
     failed, deferred = getattr(rt.scorer, "failed", {}), getattr(rt.scorer, "deferred", {})
+    provider_error = getattr(rt.scorer, "provider_error", None)
     done = [a.id for a in articles if a.id not in failed and a.id not in deferred]
+    from tokenomics.keys import redact
+
+    max_attempts = rt.settings.sentiment.max_attempts
     with rt.store.tx():
         new = rt.store.insert_ignore("scores", score_rows)
         rt.store.db.execute(
@@ -118,12 +123,21 @@ def score(rt: Runtime, limit: int = 1000) -> dict:
             done,
         )
         for aid, err in failed.items():
-            rt.store.execute("UPDATE articles SET attempts = attempts + 1, error = ? WHERE id = ?", [err, aid])
+            rt.store.execute("UPDATE articles SET attempts = attempts + 1, error = ?, status = CASE WHEN "
+                             "attempts + 1 >= ? THEN 'failed' ELSE status END WHERE id = ?",
+                             [redact(err)[:500], max_attempts, aid])
         for aid, why in deferred.items():
-            rt.store.execute("UPDATE articles SET error = ? WHERE id = ?", [why, aid])
+            rt.store.execute("UPDATE articles SET error = ? WHERE id = ?", [redact(why)[:500], aid])
+        gave_up = [r["id"] for r in rt.store.all(
+            f"SELECT id FROM articles WHERE status = 'failed' AND id IN ({','.join('?' * len(failed))})",
+            list(failed))] if failed else []
+    for aid in failed:
+        decisions_log.info("score failed", extra={"article_id": aid, "error": failed[aid][:300],
+                                                  "gave_up": aid in gave_up})
     if failed or deferred:
-        app_log.warning("%d articles left pending (%d failed, %d deferred)", len(failed) + len(deferred),
-                        len(failed), len(deferred), extra={"step": "score"})
+        app_log.warning("%d articles not scored (%d failed, %d of them for good after %d attempts; %d deferred)%s",
+                        len(failed) + len(deferred), len(failed), len(gave_up), max_attempts, len(deferred),
+                        f": {redact(provider_error)}" if provider_error else "", extra={"step": "score"})
     by_id = {a.id: a for a in articles}
     by_sentiment: dict[str, int] = {}
     for s in scores:
@@ -133,5 +147,10 @@ def score(rt: Runtime, limit: int = 1000) -> dict:
                              "symbol": s.symbol, "scorer": s.scorer, "sentiment": s.sentiment,
                              "conviction": s.conviction, "reason": s.reason},
         )
-    return {"articles": len(articles), "scores": new, "by_sentiment": by_sentiment,
-            "failed": len(failed), "deferred": len(deferred), "rows": score_rows}
+    out = {"articles": len(articles), "scores": new, "by_sentiment": by_sentiment,
+           "failed": len(failed), "gave_up": len(gave_up), "deferred": len(deferred), "rows": score_rows}
+    by_provider = getattr(rt.scorer, "provider_failed", set())
+    if not scores and (provider_error is not None or (failed and set(failed) <= by_provider)):
+        # nothing could be scored because of the provider (down, key refused): `score` exits 1 naming it
+        out["provider_error"] = redact(provider_error or next(iter(failed.values())))[:300]
+    return out
