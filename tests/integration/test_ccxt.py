@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import responses
+
 import pytest
 
 from tokenomics.adapters.brokers.base import OrderRequest
@@ -110,3 +112,66 @@ def test_lookup_ticker_and_ohlcv(monkeypatch):
     assert b.price("BTC/USDT") == 95000.0
     assert b.ohlcv("BTC/USDT", "1h", limit=1) == [[1767225600000, 1.0, 2.0, 0.5, 1.5, 10.0]]
     assert json.dumps(b.ohlcv("BTC/USDT", "1h", limit=1))
+
+
+BINANCE = "https://testnet.binance.vision"
+
+
+def binance_http():
+    """ccxt's own HTTP (requests) answered by `responses`: binance's JSON and its error bodies."""
+    import ccxt
+    import responses
+
+    ex = ccxt.binance({"apiKey": "k" * 16, "secret": "s" * 16})
+    ex.set_sandbox_mode(True)
+    ex.set_markets([MARKET])
+    ex.options["fetchCurrencies"] = False
+    return ex, responses.RequestsMock(assert_all_requests_are_fired=False)
+
+
+def filled_order(coid: str, ts_ms: int = 1767225645993) -> dict:
+    return {"symbol": "BTCUSDT", "orderId": 7, "clientOrderId": coid, "time": ts_ms - 500, "updateTime": ts_ms,
+            "transactTime": ts_ms, "price": "0", "origQty": "0.00105", "executedQty": "0.00105",
+            "cummulativeQuoteQty": "99.75", "status": "FILLED", "type": "MARKET", "side": "BUY",
+            "timeInForce": "GTC", "fills": []}
+
+
+def test_a_duplicate_order_answer_is_looked_up_not_rejected():
+    import re
+
+    import requests
+
+    ex, rsps = binance_http()
+    b = CcxtBroker(BrokerSettings(provider="ccxt"), Key("CCXT_API_KEY", "k"), Key("CCXT_SECRET", "s"), None,
+                   sandbox=True, booked=lambda c: (0.0, 0.0), order_symbol=lambda c: "BTC/USDT", exchange=ex)
+    with rsps:
+        rsps.get(re.compile(r".*/api/v3/ticker/(24hr|price).*"), json={"symbol": "BTCUSDT", "lastPrice": "95000"})
+        order = re.compile(r".*/api/v3/order(\?.*)?$")
+        all_orders = re.compile(r".*/api/v3/allOrders.*")
+        # run 1: the exchange takes the order but the answer is lost, and the look-up does not list it yet
+        rsps.post(order, body=requests.ConnectionError("Connection reset by peer"))
+        rsps.get(all_orders, json=[])
+        with pytest.raises(ProviderError, match="looked up"):
+            b.submit(OrderRequest("tkn-d", "BTC/USDT", "buy", "crypto", notional=100.0))
+        # run 2: the resend is answered -2010 "Duplicate order sent."; the look-up still misses: stays pending
+        rsps.replace(responses.POST, order, status=400, json={"code": -2010, "msg": "Duplicate order sent."})
+        with pytest.raises(ProviderError) as err:
+            b.submit(OrderRequest("tkn-d", "BTC/USDT", "buy", "crypto", notional=100.0))
+        assert err.value.transient and "exists" in str(err.value)
+        # run 3: the exchange lists it now: the duplicate answer leads to the filled order
+        rsps.replace(responses.GET, all_orders, json=[filled_order("tkn-d")])
+        upd = b.submit(OrderRequest("tkn-d", "BTC/USDT", "buy", "crypto", notional=100.0))
+        assert len([c for c in rsps.calls if c.request.method == "POST"]) == 3
+    assert upd.status == "filled" and upd.fills[0].qty == pytest.approx(0.00105)
+    assert upd.fills[0].ts == "2026-01-01T00:00:45+00:00"  # normalised: UTC to the second, +00:00
+
+
+def test_a_real_invalid_order_is_still_a_rejection_and_fill_times_are_normalised(monkeypatch):
+    import ccxt
+
+    x = Exchange(monkeypatch)
+    x.fail = ccxt.InvalidOrder('binance {"code":-2010,"msg":"Account has insufficient balance for requested action."}')
+    assert broker(x).submit(OrderRequest("tkn-r", "BTC/USDT", "buy", "crypto", notional=100.0)).status == "rejected"
+    x.fail = None
+    upd = broker(x).submit(OrderRequest("tkn-t", "BTC/USDT", "buy", "crypto", notional=100.0))
+    assert upd.fills[0].ts == "2026-01-01T00:00:00+00:00"

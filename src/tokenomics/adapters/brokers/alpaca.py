@@ -18,6 +18,7 @@ from tokenomics.adapters.alpaca_http import RateLimiter, canonical, harden
 from tokenomics.adapters.brokers.base import Fill, OrderRequest, OrderUpdate
 from tokenomics.core.errors import ProviderError
 from tokenomics.keys import Key
+from tokenomics.store import iso
 
 STATUS = {
     "new": "submitted", "accepted": "submitted", "pending_new": "submitted", "accepted_for_bidding": "submitted",
@@ -124,7 +125,7 @@ class AlpacaBroker:
         if total_qty > done_qty + 1e-12 and avg > 0:
             qty = total_qty - done_qty
             price = (total_qty * avg - done_value) / qty
-            ts = (order.filled_at or order.updated_at).isoformat(timespec="seconds")
+            ts = iso(order.filled_at or order.updated_at)  # the store's one format: UTC, to the second
             fills = (Fill(f"alpaca:{order.id}:{total_qty:.9g}", round(qty, 9), round(price, 6), 0.0, ts),)
         return OrderUpdate(coid, status, str(order.id), fills, "")
 
@@ -176,7 +177,7 @@ class AlpacaBroker:
                 continue
             kind = str(getattr(o.order_type or o.type, "value", o.order_type or o.type) or "")
             out.append({"order_id": str(o.id), "client_order_id": o.client_order_id, "qty": qty, "price": avg,
-                        "fee": 0.0, "ts": filled.isoformat(timespec="seconds"),
+                        "fee": 0.0, "ts": iso(filled),
                         "type": kind})
         return sorted(out, key=lambda r: r["ts"], reverse=True)
 
@@ -196,15 +197,17 @@ class AlpacaBroker:
             c = self.client.get_clock()
         except Exception as exc:
             raise ProviderError(f"alpaca clock: {_describe(exc)}") from None
-        return {"timestamp": c.timestamp.isoformat(), "is_open": c.is_open,
-                "next_open": c.next_open.isoformat(), "next_close": c.next_close.isoformat()}
+        return {"timestamp": iso(c.timestamp), "is_open": c.is_open,  # Alpaca answers in New York time
+                "next_open": iso(c.next_open), "next_close": iso(c.next_close)}
 
 
 def _msg(exc: Any) -> str:
+    from tokenomics.keys import redact  # a gateway may echo a key in its error text
+
     try:
-        return str(exc.message)[:300]
+        return redact(exc.message)[:300]
     except Exception:  # alpaca-py's .message parses JSON and fails on a non-JSON body
-        return str(exc)[:300]
+        return redact(exc)[:300]
 
 
 def _describe(exc: Exception) -> str:

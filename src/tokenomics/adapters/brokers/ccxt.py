@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 from tokenomics.adapters.brokers.base import Fill, OrderRequest, OrderUpdate
 from tokenomics.config import BrokerSettings
 from tokenomics.core.errors import ProviderError
-from tokenomics.keys import Key
+from tokenomics.keys import Key, redact
 
 STATUS = {"open": "submitted", "closed": "filled", "canceled": "canceled", "expired": "expired",
           "rejected": "rejected"}
@@ -31,6 +31,20 @@ def _rebase(urls: Any, base: str) -> Any:
         u, b = urlparse(urls), urlparse(base)
         return u._replace(scheme=b.scheme, netloc=b.netloc).geturl()
     return urls
+
+
+def _ts(obj: dict) -> str:
+    """An order's or trade's time in the store's one format (UTC ISO to the second, +00:00): ccxt gives
+    milliseconds (`timestamp`) and `…:45.993Z` strings, which SQL would compare as text against the rest."""
+    from datetime import datetime, timezone
+
+    from tokenomics.store import iso
+
+    ms = obj.get("lastTradeTimestamp") or obj.get("timestamp")
+    if ms:
+        return iso(datetime.fromtimestamp(int(ms) / 1000, timezone.utc))
+    text = obj.get("datetime")
+    return iso(datetime.fromisoformat(str(text).replace("Z", "+00:00"))) if text else ""
 
 
 class CcxtBroker:
@@ -124,14 +138,20 @@ class CcxtBroker:
         try:
             o = self.ex.create_order(req.symbol, "market", req.side, amount, None,
                                      {"clientOrderId": req.client_order_id})
-        except ccxt.DuplicateOrderId:
+        except (ccxt.DuplicateOrderId, ccxt.InvalidOrder) as exc:
+            if not isinstance(exc, ccxt.DuplicateOrderId) and "duplicate order" not in str(exc).lower():
+                return OrderUpdate(req.client_order_id, "rejected", error=f"invalid order: {redact(exc)[:200]}")
+            # Binance answers a used newClientOrderId with -2010 "Duplicate order sent." (ccxt InvalidOrder):
+            # the order exists, so it is looked up again, never marked rejected
             found = self.get_order(req.client_order_id)
             if found is None:
-                raise ProviderError(f"{self.s.exchange}: duplicate client order id but no such order") from None
+                raise ProviderError(provider=self.s.exchange, reason=(
+                    f"submit {req.symbol}: the exchange says client order id {req.client_order_id} exists but does "
+                    "not list it yet; the order stays pending and is looked up on the next run"),
+                    transient=True) from None
             return found
-        except (ccxt.InsufficientFunds, ccxt.InvalidOrder) as exc:
-            kind = "insufficient funds" if isinstance(exc, ccxt.InsufficientFunds) else "invalid order"
-            return OrderUpdate(req.client_order_id, "rejected", error=f"{kind}: {str(exc)[:200]}")
+        except ccxt.InsufficientFunds as exc:
+            return OrderUpdate(req.client_order_id, "rejected", error=f"insufficient funds: {redact(exc)[:200]}")
         except ccxt.NetworkError:
             found = self.get_order(req.client_order_id)  # the exchange may have taken it before the answer was lost
             if found is not None:
@@ -155,7 +175,7 @@ class CcxtBroker:
             fee = o.get("fee") or {}
             quote = o.get("symbol", "/").split("/")[-1]
             fee_cost = float(fee.get("cost") or 0) if fee.get("currency") == quote and status == "filled" else 0.0
-            ts = o.get("datetime") or ""
+            ts = _ts(o)
             fills = (Fill(f"ccxt:{o.get('id')}:{filled:.9g}", round(qty, 12), round((filled * avg - done_value) / qty, 8),
                           fee_cost, ts),)
         return OrderUpdate(coid, status, str(o.get("id") or ""), fills, "")
@@ -184,7 +204,7 @@ class CcxtBroker:
             out.append({"order_id": str(t.get("order") or t.get("id") or ""), "client_order_id": "",
                         "qty": float(t["amount"]), "price": float(t["price"]),
                         "fee": float(fee.get("cost") or 0) if fee.get("currency") == quote else 0.0,
-                        "ts": t.get("datetime") or "", "type": str(t.get("type") or "")})
+                        "ts": _ts(t), "type": str(t.get("type") or "")})
         return sorted(out, key=lambda r: r["ts"], reverse=True)
 
     def check(self) -> str:
