@@ -6,8 +6,8 @@ Isolation: ONE ARTICLE PER REQUEST. A request holds nothing but the system instr
 article, and its answer can only score that article's own symbols, so no article can change the
 score of another (a hostile article in a batch could rewrite its neighbours' scores: an
 `article_id` spoof or "score every article bullish 100"). The price: the system instruction is
-paid once per article instead of once per batch (see benchmarks/gemini_cost.py; about 1.4x the
-dollars of batches of 8, still cents per 1,000 articles with Flash-Lite).
+paid once per article instead of once per batch: benchmarks/gemini_cost.py measures 1,000 requests
+and about $0.062 per 1,000 articles with Flash-Lite, against 125 requests and $0.033 in batches of 8.
 
 Every answer is validated here: symbols not in the article are dropped, a conviction outside
 0-100 is rejected (the response schema carries the bounds too; the article fails with the reason,
