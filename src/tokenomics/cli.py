@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("backtest", "Replay history through the same chain (or the SMA reference); metrics, report, grids."),
     "rebalance": ("rebalance", "Target weights (HRP, mean-variance, ...) and the trades to get there; --execute sends."),
     "reconcile": ("reconcile", "Compare store and broker (orders, positions); --accept adopts the broker's view."),
+    "health": ("health", "Exit 0 while `run` ticks on time and no provider is down for long; else 1 with the reason."),
+    "notify": ("notify", "The notification targets (notify.urls) and events; --test sends a test message."),
 }
 
 GLOBAL_FLAGS = {"--json", "--jsonl", "--live", "-v", "--verbose", "-vv"}

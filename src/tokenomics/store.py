@@ -111,6 +111,13 @@ CREATE TABLE reconcile_diffs (
 CREATE INDEX reconcile_diffs_status ON reconcile_diffs(status);
 """
 
+HEARTBEAT_V1 = """
+CREATE TABLE heartbeat (
+  name TEXT PRIMARY KEY, form TEXT NOT NULL, state TEXT NOT NULL, pid INTEGER, host TEXT, mode TEXT,
+  strategy TEXT, started_at TEXT NOT NULL, beat_at TEXT NOT NULL, tick INTEGER NOT NULL DEFAULT 0, now TEXT,
+  interval_seconds REAL, steps TEXT, notify_state TEXT);
+"""
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     lambda db: db.executescript(SCHEMA_V1),
     # risk: latched halts are lifted by a person (`risk resume`); every method's candidate size per signal
@@ -126,6 +133,8 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     # partial sells: the gain of the parts sold so far, booked into the trade when the position closes
     lambda db: [db.execute(f"ALTER TABLE positions ADD COLUMN {col} REAL NOT NULL DEFAULT 0")
                 for col in ("realized_partial", "sold_qty", "sold_cost")],
+    # issue 17: the loop's heartbeat (`tokenomics health`) and the notifier's memory (halts seen, last summary)
+    lambda db: db.executescript(HEARTBEAT_V1),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
