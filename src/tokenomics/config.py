@@ -74,6 +74,9 @@ class NewsSettings(Section):
     max_requests_per_minute: int = Field(180, ge=1, le=200)
     timeout_seconds: float = Field(15, gt=0)
     dedup_minutes: float = Field(30, ge=0)  # syndicated copies (every provider); 0: off
+    max_future_seconds: float = Field(300, ge=0)  # clock skew allowed; a later created_at is rejected
+    max_headline_chars: int = Field(500, ge=20)  # longer headlines are truncated with a marker
+    max_summary_chars: int = Field(5000, ge=20)  # longer summaries too
 
 
 class SentimentSettings(Section):

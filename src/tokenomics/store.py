@@ -6,6 +6,7 @@ re-running a command with the same inputs changes nothing. Timestamps are ISO-86
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -160,6 +161,29 @@ class StoreError(TokenomicsError):
 
 class LockBusy(TokenomicsError):
     exit_code = 1
+
+
+# storage faults: (text in SQLite's message or errno, the cause in words, what to do)
+_FAULTS = [
+    (("database or disk is full", errno.ENOSPC), "the disk is full", "free some space, then re-run"),
+    (("readonly database", "read-only file system", errno.EROFS, errno.EACCES, errno.EPERM),
+     "the store is read-only", "make the file and its folder writable (or remount the disk read-write), then re-run"),
+    (("disk i/o error", errno.EIO), "a disk I/O error",
+     "check the disk (dmesg, free space, mounts), then run `tokenomics doctor`"),
+]
+
+
+def storage_fault(exc: BaseException, path: Path | str | None) -> "StoreError | None":
+    """A disk-full, read-only or I/O failure as one StoreError naming the store, the cause and the fix
+    (SQLite rolls the open transaction back: what was committed stays, the store stays consistent)."""
+    if not isinstance(exc, (sqlite3.Error, OSError)):
+        return None
+    text = str(exc).lower()
+    code = getattr(exc, "errno", None)
+    for needles, cause, todo in _FAULTS:
+        if any(n == code if isinstance(n, int) else n in text for n in needles):
+            return StoreError(f"store {path or '(unknown)'}: {cause} ({exc}); committed work is kept", hint=todo)
+    return None
 
 
 @dataclass
