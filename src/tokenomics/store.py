@@ -119,6 +119,13 @@ CREATE TABLE heartbeat (
   interval_seconds REAL, steps TEXT, notify_state TEXT);
 """
 
+PROVIDER_HEALTH = """
+CREATE TABLE provider_health (
+  provider TEXT PRIMARY KEY, status TEXT NOT NULL, failures INTEGER NOT NULL DEFAULT 0, failing_since TEXT,
+  last_error TEXT, last_error_at TEXT, last_ok_at TEXT, skip_ticks INTEGER NOT NULL DEFAULT 0);
+ALTER TABLE fills ADD COLUMN fee_currency TEXT;
+"""
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     lambda db: db.executescript(SCHEMA_V1),
     # risk: latched halts are lifted by a person (`risk resume`); every method's candidate size per signal
@@ -136,6 +143,8 @@ MIGRATIONS: list[Callable[[Database], None]] = [
                 for col in ("realized_partial", "sold_qty", "sold_cost")],
     # issue 17: the loop's heartbeat (`tokenomics health`) and the notifier's memory (halts seen, last summary)
     lambda db: db.executescript(HEARTBEAT_V1),
+    # issue 12: each provider's health (last error, since when, back-off); the currency a fill's fee was paid in
+    lambda db: db.executescript(PROVIDER_HEALTH),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -288,6 +297,13 @@ class Store:
             raise
         with self.tx():
             self.db["runs"].update(run_id, {"ended_at": iso(now()), "status": "ok", "counts": json.dumps(counts)})
+
+    def record_skipped(self, command: str, mode: str, why: str) -> None:
+        """A run row for a step the loop left out this tick (its provider backing off)."""
+        now = iso(utcnow())
+        with self.tx():
+            self.db["runs"].insert({"command": command, "mode": mode, "pid": os.getpid(), "started_at": now,
+                                    "ended_at": now, "status": "skipped", "error": why})
 
     def last_runs(self) -> list[dict[str, Any]]:
         return self.all(
