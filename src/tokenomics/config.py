@@ -237,6 +237,8 @@ class BacktestSettings(Section):
     sma_fast: int = Field(10, ge=1)
     sma_slow: int = Field(30, ge=2)
     workers: int = Field(0, ge=0)
+    fractional: bool = True  # SMA fast path: fractional units (lot size); false = whole units, as backtesting.py
+    periods_per_year: float | None = Field(None, gt=0)  # annualisation override; None = the asset class calendar
 
 
 class Settings(BaseSettings):
