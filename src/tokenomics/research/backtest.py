@@ -530,14 +530,28 @@ def apply_overrides(settings: Any, overrides: dict[str, Any]) -> Any:
         raise UsageProblem(f"invalid setting in {sorted(overrides)}: {exc.errors()[0]['msg']}") from None
 
 
-def replay_settings(settings: Any, symbols: tuple[str, ...]) -> Any:
+def replay_settings(settings: Any, symbols: tuple[str, ...], tf: str) -> Any:
     """Settings of a replay over stored bars: the replayed symbols are the universe, the paper broker
-    trades them, on the replay's own clock."""
+    trades them, on the replay's own clock. News is read at bar closes, so an article stays fresh for
+    at least one bar (`signals.max_age_minutes` is raised to the timeframe when shorter)."""
     from tokenomics.config import UniverseSettings
 
     u = UniverseSettings(equities=[x for x in symbols if "/" not in x], crypto=[x for x in symbols if "/" in x])
-    return settings.model_copy(update={"universe": u, "mode": "sim",
-                                       "broker": settings.broker.model_copy(update={"provider": "paper"})})
+    max_age = max(settings.signals.max_age_minutes, timeframe_seconds(tf) / 60)
+    return settings.model_copy(update={
+        "universe": u, "mode": "sim", "broker": settings.broker.model_copy(update={"provider": "paper"}),
+        "signals": settings.signals.model_copy(update={"max_age_minutes": max_age})})
+
+
+def cutoff_warning(settings: Any, strategy: str, start: datetime) -> str | None:
+    """A sentiment backtest scored by an LLM over news from before the model's training cut-off."""
+    cutoff = settings.sentiment.training_cutoff
+    if strategy != "sentiment" or settings.sentiment.provider != "gemini" or cutoff is None:
+        return None
+    if start.date() <= cutoff:
+        return (f"the window starts {start.date()}, before {settings.sentiment.model}'s training cut-off "
+                f"({cutoff}, sentiment.training_cutoff): the model may know how the story ended")
+    return None
 
 
 def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any, scorer: Any | None = None) -> dict:
@@ -571,7 +585,7 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
         clock = stored_clock(rt.store, source, tf, w.symbols, parse_ts(w.start), parse_ts(w.end))
         if len(clock) != w.last - w.first + 1:
             raise UsageProblem("the stored bars changed since the window was planned; run again")
-        settings = replay_settings(settings, w.symbols)
+        settings = replay_settings(settings, w.symbols, tf)
         from tokenomics.adapters.calendar import MarketCalendar
 
         calendar = MarketCalendar.around(rt.store, clock[0], clock[-1])
@@ -685,7 +699,8 @@ def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: An
         span = {"source": "sim", "timeframe": timeframe(rt), "start": iso(rt.world.time_of(w.first)),
                 "end": iso(rt.world.time_of(w.last))}
     out.update(strategy=strategy, params={**params, **out.get("params", {})}, **span, steps=w.last - w.first)
-    warnings = [x for x in [w.note, *out.pop("warnings", [])] if x]
+    warnings = [x for x in [w.note, cutoff_warning(settings, strategy, parse_ts(span["start"])),
+                            *out.pop("warnings", [])] if x]
     if warnings:
         out["warnings"] = warnings
     return out
