@@ -111,16 +111,21 @@ class AlpacaNews:
         token = body.get("next_page_token")
         return body.get("news") or [], token if isinstance(token, str) and token else None
 
-    def fetch(self, store: Store) -> list[Article]:
-        start = self.start(store)
+    def items(self, start: datetime, end: datetime | None = None) -> tuple[list[NewsItem], int]:
+        """Valid news items from start (and to end), oldest first, in pages of page_size, at most max_pages
+        requests; and how many items the API returned. Sets `truncated` when more pages remain."""
         params: dict[str, Any] = {
             "symbols": ",".join(news_symbols(self.symbols)), "start": iso(start).replace("+00:00", "Z"),
             "sort": "asc", "limit": self.s.page_size, "include_content": str(self.s.include_content).lower()}
+        if end is not None:
+            params["end"] = iso(end).replace("+00:00", "Z")
         client = self.client()
         items: list[NewsItem] = []
+        returned = 0
         self.skipped, self.truncated = 0, False
         for page in range(self.s.max_pages):
             raw, token = self._page(client, params)
+            returned += len(raw)
             for obj in raw:
                 try:
                     items.append(NewsItem.model_validate(obj))
@@ -133,6 +138,21 @@ class AlpacaNews:
                 break
             params["page_token"] = token
             self.truncated = page == self.s.max_pages - 1
+        return items, returned
+
+    def article(self, n: NewsItem) -> Article | None:
+        """A news item as the universe's article (its tags mapped to the watched symbols), or None."""
+        syms = tuple(dict.fromkeys(s for tag in n.symbols for s in universe_symbols(tag, self.symbols)))
+        if not syms:
+            return None
+        summary = n.summary or ""
+        if self.s.include_content and n.content:
+            summary = f"{summary}\n{n.content}".strip()
+        return Article(f"alpaca:{n.id}", n.headline, syms, n.created_at, provider="alpaca",
+                       summary=summary, source=n.source or "", url=n.url or "")
+
+    def fetch(self, store: Store) -> list[Article]:
+        items, _returned = self.items(self.start(store))
         known = set()
         ids = [f"alpaca:{n.id}" for n in items]
         for i in range(0, len(ids), 500):
@@ -148,17 +168,25 @@ class AlpacaNews:
             if aid in known or aid in seen:
                 continue  # the overlap window asks again for what the last fetch stored
             seen.add(aid)
-            syms = tuple(dict.fromkeys(s for tag in n.symbols for s in universe_symbols(tag, self.symbols)))
-            if not syms:
-                continue
-            summary = n.summary or ""
-            if self.s.include_content and n.content:
-                summary = f"{summary}\n{n.content}".strip()
-            out.append(Article(aid, n.headline, syms, n.created_at, provider="alpaca",
-                               summary=summary, source=n.source or "", url=n.url or ""))
+            art = self.article(n)
+            if art is not None:
+                out.append(art)
         return out
 
     def commit(self, store: Store) -> None:
         if self.newest is not None:
             store.set_cursor(CURSOR, iso(self.newest))
             store.set_cursor(RESUME, "exact" if self.truncated else "overlap")
+
+
+def history_page(news: AlpacaNews, start: datetime, end: datetime, limit: int) -> tuple[list[Article], int]:
+    """Alpaca's historical news in [start, end], oldest first (for `fetch-news --since/--until`): up to
+    page_size x max_pages items (`limit` is that product), the watched symbols' articles, and how many the
+    API returned (that many means there may be more). Same requests, checks and errors as fetch."""
+    try:
+        items, returned = news.items(start, end)
+    except ProviderError as err:
+        err.hint = "re-run: the backfill resumes after the last stored article"
+        raise
+    out = [a for a in (news.article(n) for n in items) if a is not None]
+    return out, min(returned, limit) if not news.truncated else limit
