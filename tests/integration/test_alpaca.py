@@ -150,3 +150,18 @@ def test_syndicated_copies_are_stored_once_as_stories(fake, rt):
     rows = {r["id"]: (r["status"], r["duplicate_of"]) for r in rt.store.all("SELECT * FROM articles")}
     assert rows == {"alpaca:1": ("pending", None), "alpaca:2": ("duplicate", "alpaca:1"),
                     "alpaca:3": ("pending", None), "alpaca:4": ("duplicate", "alpaca:1")}
+
+
+def test_broker_times_are_normalised_to_the_stores_utc_second(fake):
+    # Alpaca's clock answers in New York time with microseconds; a fill time may carry them too
+    fake.script["/v2/clock"] = [(200, {"timestamp": "2026-03-02T10:00:00.123456-05:00", "is_open": True,
+                                      "next_open": "2026-03-03T09:30:00-05:00",
+                                      "next_close": "2026-03-02T16:00:00-05:00"}, {})]
+    c = broker(fake).clock()
+    assert (c["timestamp"], c["next_open"], c["next_close"]) == (
+        "2026-03-02T15:00:00+00:00", "2026-03-03T14:30:00+00:00", "2026-03-02T21:00:00+00:00")
+    b = broker(fake)
+    b.submit(OrderRequest("tkn-ts", "AAPL", "buy", "equity", notional=150.0))
+    fake.orders["tkn-ts"]["filled_at"] = "2026-03-02T10:00:45.993-05:00"
+    fill = broker(fake).get_order("tkn-ts").fills[0]
+    assert fill.ts == "2026-03-02T15:00:45+00:00"
