@@ -222,3 +222,18 @@ sentiment: {{provider: gemini, base_url: "{fake.url}", retries: 0, daily_token_b
     out = cli.json("score", "--config", "sim.yaml", env=KEYS)
     assert out["scores"] == 0 and out["deferred"] == out["articles"] > 0
     assert not any("generateContent" in p for _m, p in fake.requests)
+
+
+def test_run_with_gemini_down_sends_a_few_requests_and_keeps_the_articles(cli, fake):
+    write_config(cli, fake.url)  # sentiment.retries 1: two requests per article
+    for i in range(20):
+        fake.add_news(100 + i, f"Apple story number {i} of the day", ["AAPL"], recent(30 - i))
+    path = "/v1beta/models/gemini-2.5-flash-lite:generateContent"
+    fake.script[path] = [(503, {"error": {"code": 503, "status": "UNAVAILABLE", "message": "overloaded"}}, {})] * 50
+    out = cli.json("run", "--once", "--mode", "paper", "--config", "paper.yaml", env=KEYS)
+    assert out["opened"] == 0 and fake.posts == []
+    assert sum(1 for _m, p in fake.requests if p == path) == 3  # 2 for the first article, 1 for the second: down
+    db = sqlite3.connect(cli.cwd / "store.db")
+    assert db.execute("SELECT DISTINCT status, attempts FROM articles").fetchall() == [("pending", 0)]
+    status, error = db.execute("SELECT status, error FROM runs WHERE command = 'score'").fetchone()
+    assert status == "failed" and "503" in error and "stopped after 3 failed requests" in error

@@ -257,9 +257,12 @@ class GeminiScorer:
                 self.provider_failed.add(a.id)
                 if down.stop_now or (streak_requests >= self.s.stop_after_failed_requests
                                      and len(streak_articles) >= 2):
-                    self.provider_error = down.error
-                    stopped = (f"Gemini unavailable ({down.error}): stopped after {streak_requests} failed "
-                               "requests in a row; retried next run")
+                    e = down.error
+                    self.provider_error = ProviderError(
+                        provider="gemini", status=e.status, transient=e.transient,
+                        reason=f"{e.reason}; stopped after {streak_requests} failed request"
+                               f"{'s' * (streak_requests > 1)} in a row")
+                    stopped = f"Gemini unavailable ({self.provider_error}); retried next run"
                     for aid in streak_articles:  # an outage is not the article's fault: no attempt counted
                         self.failed.pop(aid, None)
                         self.deferred[aid] = stopped
