@@ -43,7 +43,11 @@ def open_diffs(rt: Runtime) -> list[dict]:
 def reconcile(rt: Runtime, accept: bool = False) -> dict:
     st = rt.store
     with st.trade_lock(rt.settings.trading.lock_timeout_seconds):
-        adopted = orders.resume_unfinished(rt)  # fills and closes that happened while we were down
+        failed: list[dict] = []
+        adopted = orders.resume_unfinished(rt, failed)  # fills and closes that happened while we were down
+        # a symbol whose own open order could not be looked up may differ only by that order's fill:
+        # nothing of it is booked on accept until the order has been seen (no double booking)
+        unsure = {o["symbol"] for o in failed}
         theirs = broker_positions(rt)
         ours = {p["symbol"]: p for p in st.positions()}
         now = iso(rt.now())
@@ -54,18 +58,42 @@ def reconcile(rt: Runtime, accept: bool = False) -> dict:
                 found.append({"kind": "position_qty", "symbol": sym, "store_view": mine,
                               "broker_view": theirs.get(sym, 0.0)})
         # what each reduction sold for (shown, and booked on accept): asked before any write transaction
-        exits = {d["symbol"]: exit_fill(rt, ours[d["symbol"]], ours[d["symbol"]]["qty"] - d["broker_view"])
+        exits = {d["symbol"]: exit_fill(rt, ours[d["symbol"]], ours[d["symbol"]]["qty"] - max(d["broker_view"], 0.0))
                  for d in found if d["symbol"] in ours and d["broker_view"] < d["store_view"]}
+        # adoptions are priced before the write transaction too (no network I/O inside it)
+        prices = {d["symbol"]: rt.price(d["symbol"]) for d in found
+                  if accept and d["broker_view"] > d["store_view"] and d["symbol"] not in unsure}
+        overfills = [{"kind": "overfill", "id": r["id"], "symbol": r["symbol"], "client_order_id": r["client_order_id"],
+                      "store_view": json.loads(r["store_view"]), "broker_view": json.loads(r["broker_view"]),
+                      "found_at": r["found_at"],
+                      "note": "our order sold more than the store held (a late fill after the position was booked "
+                              "closed); check the account, then `reconcile --accept`"}
+                     for r in st.all("SELECT * FROM reconcile_diffs WHERE status = 'open' AND kind = 'overfill' "
+                                     "ORDER BY id")]
         for d in found:
             if d["symbol"] in exits:
                 d.update(exit_price=exits[d["symbol"]]["price"], price_source=exits[d["symbol"]]["source"])
         with st.tx():
-            st.execute("UPDATE reconcile_diffs SET status = 'resolved', resolved_at = ? WHERE status = 'open'", [now])
+            st.execute("UPDATE reconcile_diffs SET status = 'resolved', resolved_at = ? WHERE status = 'open' "
+                       "AND kind = 'position_qty'", [now])
+            if accept:  # a person has looked: over-fills are accepted as booked
+                st.execute("UPDATE reconcile_diffs SET status = 'accepted', resolved_at = ? WHERE status = 'open' "
+                           "AND kind = 'overfill'", [now])
             for d in found:
+                hold = None
+                if accept and d["symbol"] in unsure:
+                    hold = "an open order of ours could not be looked up: nothing booked until it is seen"
+                elif accept and d["broker_view"] < -TOLERANCE:
+                    hold = "short at the broker: tokenomics holds long positions only; buy it back at the broker"
+                if hold:
+                    d["note"] = hold
                 st.db["reconcile_diffs"].insert({
                     "found_at": now, "kind": d["kind"], "symbol": d["symbol"], "client_order_id": None,
                     "store_view": json.dumps(d["store_view"]), "broker_view": json.dumps(d["broker_view"]),
-                    "status": "accepted" if accept else "open", "resolved_at": now if accept else None})
+                    "status": "accepted" if accept and not hold else "open",
+                    "resolved_at": now if accept and not hold else None})
+                if hold:
+                    continue
                 if accept and d["symbol"] in exits:
                     coid, booked = book_exit(rt, ours[d["symbol"]], exits[d["symbol"]])
                     closed = booked["closed"] if booked else None
@@ -75,10 +103,11 @@ def reconcile(rt: Runtime, accept: bool = False) -> dict:
                         after = st.scalar("SELECT realized_partial FROM positions WHERE symbol = ?", [d["symbol"]])
                         d["partial_gain"] = round(after - ours[d["symbol"]]["realized_partial"], 2)
                 elif accept:
-                    adopt(rt, d["symbol"], d["broker_view"], ours.get(d["symbol"]))
+                    adopt(rt, d["symbol"], d["broker_view"], ours.get(d["symbol"]), prices[d["symbol"]])
                     d["adopted"] = "new position at the market price" if d["symbol"] not in ours else "quantity"
-    return {"orders_updated": len(adopted), "differences": len(found), "accepted": accept and bool(found),
-            "realized_pnl": round(sum(d.get("realized_pnl") or 0.0 for d in found), 2), "rows": found}
+    rows = found + overfills
+    return {"orders_updated": len(adopted), "differences": len(rows), "accepted": accept and bool(rows),
+            "realized_pnl": round(sum(d.get("realized_pnl") or 0.0 for d in found), 2), "rows": rows}
 
 
 def exit_fill(rt: Runtime, pos: dict, qty: float) -> dict:
@@ -142,12 +171,12 @@ def book_exit(rt: Runtime, pos: dict, sale: dict) -> tuple[str, dict | None]:
     return orders.client_order_id(sid), booked
 
 
-def adopt(rt: Runtime, symbol: str, broker_qty: float, pos: dict | None) -> None:
+def adopt(rt: Runtime, symbol: str, broker_qty: float, pos: dict | None, price: float) -> None:
     """Take on what the broker holds beyond the store's book (a position bought by hand, or more of
     one) as a filled entry at the market price: the store's cash pays for it, so adopting never adds
     equity out of nothing (which would loosen every %-of-equity limit)."""
     held = pos["qty"] if pos else 0.0
-    qty, price, now = round(broker_qty - held, 12), rt.price(symbol), iso(rt.now())
+    qty, now = round(broker_qty - held, 12), iso(rt.now())
     _book(rt, {"id": f"reconcile:adopt:{symbol}:{held:.9g}+{qty:.9g}:{now}", "symbol": symbol,
                "source": "reconcile", "asset_class": rt.asset_class(symbol), "ref": symbol, "size_method": "adopt",
                "reason": f"held at the broker: adopted at the market price {price}"},
