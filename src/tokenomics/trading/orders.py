@@ -94,6 +94,10 @@ def apply_update(rt: Runtime, upd: OrderUpdate) -> dict:
     st = rt.store
     order = st.one("SELECT * FROM orders WHERE client_order_id = ?", [upd.client_order_id])
     closed = None
+    # what is left below the market's step after a sale cannot be sold: the sale closes the position
+    # (asked before the transaction: no network I/O inside it)
+    dust = rt.broker.dust(order["symbol"]) if upd.fills and order["side"] == "sell" and hasattr(rt.broker, "dust") \
+        else 0.0
     with st.tx():
         for f in upd.fills:
             qty_in, price_in, fee_in = _position_fill(rt, order["symbol"], order["side"], f)
@@ -116,6 +120,8 @@ def apply_update(rt: Runtime, upd: OrderUpdate) -> dict:
                 if pos is None:
                     continue
                 qty_in = held
+            elif order["side"] == "sell" and 0 < held - qty_in < dust:
+                price_in, qty_in = qty_in * price_in / held, held  # the dust's cost is written off in the trade
             res = apply_fill(
                 qty=held, avg_price=pos["avg_price"] if pos else 0.0,
                 cost=pos["cost"] if pos else 0.0, fees=pos["fees"] if pos else 0.0,

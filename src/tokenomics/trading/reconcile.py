@@ -30,7 +30,9 @@ def broker_positions(rt: Runtime) -> dict[str, float]:
         return b.holdings()
     held = b.positions()
     if b.name == "ccxt":  # balances per currency: a pair's position is its base currency's balance
-        return {s: held.get(s.split("/")[0], 0.0) for s in rt.settings.universe.crypto if held.get(s.split("/")[0])}
+        out = {s: held.get(s.split("/")[0], 0.0) for s in rt.settings.universe.crypto if held.get(s.split("/")[0])}
+        # dust below the market's step (left by a fee in the coin) cannot be sold: not a position
+        return {s: q for s, q in out.items() if q >= b.dust(s)}
     # a holding outside the universe that tokenomics never held is not its business (nor its to trade)
     mine = set(rt.settings.universe.symbols) | {p["symbol"] for p in rt.store.positions()}
     return {s: q for s, q in held.items() if s in mine}
