@@ -182,3 +182,23 @@ def test_reconcile_books_nothing_for_a_symbol_whose_own_order_could_not_be_looke
     trade = rt.store.one("SELECT * FROM trades")
     assert trade["exit_order_id"] == sell["client_order_id"] and trade["exit_price"] == pytest.approx(90000.0)
     assert rt.store.scalar("SELECT COUNT(*) FROM fills WHERE side = 'sell'") == 1
+
+
+def test_alpaca_crypto_fee_in_the_coin_leaves_the_position_equal_to_the_broker(rt, fake):
+    fake.crypto_fee_bps = 25  # Alpaca takes its crypto fee out of the coin received
+    entry = buy(rt, "BTC/USD", notional=1900.0)  # 0.02 BTC bought, 0.01995 held
+    rec = reconcile.reconcile(rt)  # every tick in paper/live
+    assert rec["differences"] == 0
+    (pos,) = rt.store.positions()
+    assert pos["qty"] == pytest.approx(fake.positions["BTC/USD"]) == pytest.approx(0.01995)
+    fee = rt.store.one("SELECT * FROM fills WHERE client_order_id = ? AND fee_currency IS NOT NULL", [entry])
+    assert fee["fee_currency"] == "BTC" and fee["fee"] == pytest.approx(0.00005) and fee["cash_flow"] == 0
+    assert not orders.trade(rt).get("blocked_by_reconcile")
+    fake.prices["BTC/USD"] = 90000.0
+    assert exits.check_exits(rt)["exits"] == 1
+    assert float(sells(fake, "BTC/USD")[0]["qty"]) == pytest.approx(0.01995)
+    trade = rt.store.one("SELECT * FROM trades")
+    assert trade["pnl"] == pytest.approx(rt.store.cash(rt.settings.capital) - rt.settings.capital, abs=0.01)
+    assert reconcile.reconcile(rt)["differences"] == 0 and rt.store.positions() == []
+    assert rt.store.cash(rt.settings.capital) == pytest.approx(rt.settings.capital - 0.02 * 95000 + 0.01995 * 90000,
+                                                               abs=0.01)

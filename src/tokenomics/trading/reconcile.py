@@ -51,6 +51,7 @@ def reconcile(rt: Runtime, accept: bool = False) -> dict:
         # nothing of it is booked on accept until the order has been seen (no double booking)
         unsure = {o["symbol"] for o in failed}
         theirs = broker_positions(rt)
+        book_coin_fees(rt, theirs, unsure)
         ours = {p["symbol"]: p for p in st.positions()}
         now = iso(rt.now())
         found = []
@@ -112,20 +113,56 @@ def reconcile(rt: Runtime, accept: bool = False) -> dict:
             "realized_pnl": round(sum(d.get("realized_pnl") or 0.0 for d in found), 2), "rows": rows}
 
 
+COIN_FEE_MAX = 0.01  # a crypto holding at most 1 % short of the store's, with no sale to explain it, is the fee
+
+
+def book_coin_fees(rt: Runtime, theirs: dict[str, float], unsure: set[str]) -> list[str]:
+    """Alpaca takes its crypto fee out of the coin received and reports it only as an account activity:
+    a crypto position the broker holds slightly less of than the store (at most COIN_FEE_MAX), with no
+    sale at the broker to explain it, is booked as that fee (a fill of the entry with the fee in the coin,
+    no cash), so the position's quantity is what the broker holds. Returns the symbols adjusted."""
+    if rt.broker.name != "alpaca":
+        return []
+    done = []
+    for p in rt.store.positions():
+        sym, held = p["symbol"], theirs.get(p["symbol"])
+        if p["asset_class"] != "crypto" or held is None or sym in unsure:
+            continue
+        short = round(p["qty"] - held, 12)
+        if not (TOLERANCE < short <= COIN_FEE_MAX * p["qty"]):
+            continue
+        if foreign_sells(rt, p):
+            continue  # a sale at the broker: reconcile's business, not a fee
+        coin, now = sym.split("/")[0], iso(rt.now())
+        with rt.store.tx():
+            rt.store.insert_ignore("fills", [{
+                "id": f"coinfee:{p['entry_order_id']}:{held:.12g}", "client_order_id": p["entry_order_id"],
+                "symbol": sym, "side": "buy", "qty": 0.0, "price": 0.0, "fee": short, "fee_currency": coin,
+                "cash_flow": 0.0, "ts": now}])
+            rt.store.execute("UPDATE positions SET qty = ?, avg_price = cost / ?, updated_at = ? WHERE symbol = ?",
+                             [held, held, now, sym])
+        done.append(sym)
+    return done
+
+
+def foreign_sells(rt: Runtime, pos: dict) -> list[dict]:
+    """The broker's filled sells of a position's symbol since it opened that are not our own orders."""
+    sells = getattr(rt.broker, "sells", None)
+    found = sells(pos["symbol"], pos["opened_at"]) if sells else []
+    ours: set[str] = set()  # our own orders, by client and by broker order id
+    for r in rt.store.all("SELECT client_order_id, broker_order_id FROM orders WHERE symbol = ?", [pos["symbol"]]):
+        ours |= {r["client_order_id"], *(r["broker_order_id"] or "").split(",")} - {""}
+    return [s for s in found if s["client_order_id"] not in ours and s["order_id"] not in ours]
+
+
 def exit_fill(rt: Runtime, pos: dict, qty: float) -> dict:
     """The sale behind a position the broker shows `qty` smaller: {qty, price, fee, ts, source,
     broker_order_id, reason}. The price is the volume-weighted price of the broker's newest filled
     sells of the symbol since the position opened that are not tokenomics' own orders; any quantity
     they do not cover is priced at the current market price. `source` says which."""
-    st = rt.store
-    sells = getattr(rt.broker, "sells", None)
-    found = sells(pos["symbol"], pos["opened_at"]) if sells else []
-    ours: set[str] = set()  # our own orders, by client and by broker order id
-    for r in st.all("SELECT client_order_id, broker_order_id FROM orders WHERE symbol = ?", [pos["symbol"]]):
-        ours |= {r["client_order_id"], *(r["broker_order_id"] or "").split(",")} - {""}
     left, value, fee, used = qty, 0.0, 0.0, []
-    for s in found:
-        if left <= TOLERANCE or s["client_order_id"] in ours or s["order_id"] in ours:
+    for s in foreign_sells(rt, pos):
+        if left <= TOLERANCE:
             continue
         take = min(left, s["qty"])
         value, fee, left = value + take * s["price"], fee + s["fee"] * take / s["qty"], left - take
