@@ -202,3 +202,23 @@ def test_alpaca_crypto_fee_in_the_coin_leaves_the_position_equal_to_the_broker(r
     assert reconcile.reconcile(rt)["differences"] == 0 and rt.store.positions() == []
     assert rt.store.cash(rt.settings.capital) == pytest.approx(rt.settings.capital - 0.02 * 95000 + 0.01995 * 90000,
                                                                abs=0.01)
+
+
+def test_no_request_reaches_a_provider_while_the_store_is_in_a_write_transaction(rt, fake):
+    from tokenomics.trading import account
+    from tokenomics.trading.loop import tick
+
+    import threading
+
+    during: list[tuple[str, bool]] = []
+    fake.on_request = lambda method, path: during.append((path, rt.store.db.conn.in_transaction))
+    buy(rt, "BTC/USD")
+    buy_aapl = buy(rt, "AAPL", notional=1000.0)
+    fake.prices["BTC/USD"] = 94000.0
+    account.mark_to_market(rt)
+    fake.close_by_hand("BTC/USD", 94000.0, qty=0.01)
+    fake.positions["ETH/USD"] = 1.0  # not ours: ignored
+    reconcile.reconcile(rt, accept=True)
+    tick(rt, 1, threading.Event(), [("check-exits", exits.check_exits), ("trade", orders.trade)])
+    assert during and buy_aapl
+    assert [p for p, locked in during if locked] == []
