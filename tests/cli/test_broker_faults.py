@@ -117,3 +117,15 @@ def test_no_equity_order_once_alpacas_clock_says_closed_however_long_the_loop_ha
     assert proc.returncode == 0, proc.stderr
     assert [p["symbol"] for p in fake.posts] == ["AAPL"]  # bought while open; MSFT never sent after the close
     assert len(clock_reads) >= 3  # the clock is read again on every tick
+
+
+def test_status_works_while_market_data_fails_and_names_the_failing_provider(cli, fake):
+    open_positions(cli, fake)
+    fake.down["/v2/stocks/trades/latest"] = 503
+    fake.down["/v1beta3/crypto"] = "reset"
+    cli("run", "--once", *ARGS, env=KEYS)
+    status = cli.json("status", *ARGS, env=KEYS)
+    assert {p["symbol"] for p in status["positions"]} == {"AAPL", "BTC/USD"}
+    assert all(p["price_source"].startswith("last mark") for p in status["positions"])
+    failing = {p["provider"] for p in status["providers"] if p["status"] == "failing"}
+    assert "market data (alpaca)" in failing
