@@ -222,3 +222,18 @@ def test_no_request_reaches_a_provider_while_the_store_is_in_a_write_transaction
     tick(rt, 1, threading.Event(), [("check-exits", exits.check_exits), ("trade", orders.trade)])
     assert during and buy_aapl
     assert [p for p, locked in during if locked] == []
+
+
+def test_no_sell_is_sent_for_a_position_the_broker_no_longer_holds(rt, fake):
+    buy(rt, "BTC/USD")
+    fake.close_by_hand("BTC/USD", 94000.0)
+    assert reconcile.reconcile(rt)["differences"] == 1  # open until a person accepts the broker's view
+    fake.prices["BTC/USD"] = 90000.0
+    for _ in range(3):
+        exits.check_exits(rt)
+    assert sells(fake, "BTC/USD") == []  # only the hand close: nothing sent, the account never goes short
+    tried = rt.store.all("SELECT status, error FROM orders WHERE intent = 'exit'")
+    assert len(tried) == 1 and tried[0]["status"] == "rejected" and "holds no" in tried[0]["error"]
+    assert reconcile.reconcile(rt, accept=True)["rows"][0]["exit_price"] == pytest.approx(94000.0)
+    assert rt.store.positions() == [] and rt.store.one("SELECT exit_reason FROM trades")["exit_reason"] == \
+        "closed_at_broker"

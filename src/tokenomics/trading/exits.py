@@ -92,6 +92,9 @@ def _check_one(rt: Runtime, p: dict, now, rules: ExitRules) -> dict | None:
     working = [o for o in tried if o["status"] not in FINAL]
     if working:  # an attempt is still working at the broker: never a second order beside it
         return None
+    if tried and tried[-1]["status"] == "rejected" and "holds no" in (tried[-1]["error"] or "") and st.scalar(
+            "SELECT COUNT(*) FROM reconcile_diffs WHERE status = 'open' AND symbol = ?", [p["symbol"]]):
+        return None  # the broker holds none of it: reconcile's difference decides, not another attempt
     price = rt.price(p["symbol"])
     bearish = st.scalar(
         "SELECT MAX(conviction) FROM scores WHERE symbol = ? AND sentiment = 'bearish' "
