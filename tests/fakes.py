@@ -231,7 +231,8 @@ class FakeProviders:
             return 200, [a for a in self.activities if kind in ("activities", a["activity_type"])]
         if path == "/v1beta1/news":
             start = q.get("start", "")
-            items = sorted((n for n in self.news if n["created_at"] >= start.replace("+00:00", "Z")),
+            end = q.get("end", "").replace("+00:00", "Z") or "9999"
+            items = sorted((n for n in self.news if start.replace("+00:00", "Z") <= n["created_at"] <= end),
                            key=lambda n: (n["created_at"], n["id"]))
             offset = int(q.get("page_token") or 0)
             limit = int(q.get("limit") or 50)
