@@ -138,7 +138,7 @@ def tick(rt, n: int, stop: threading.Event, steps: list | None = None) -> dict:
         row.update(account.mark_to_market(rt))
     else:
         marks = _step(rt, "mark-to-market", account.mark_to_market, health)
-        row.update(marks or {"equity": None})
+        row.update(marks or {})  # no equity when the marks could not be taken this tick
     return row
 
 
