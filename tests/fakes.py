@@ -119,12 +119,17 @@ class FakeProviders:
                    if o["symbol"] == symbol and o.get("legs")
                    and any(g["status"] in ("new", "held", "accepted") for g in o["legs"]))
 
-    def take_fault(self, path: str):
-        for prefix, fault in self.down.items():
-            if path.startswith(prefix):
+    def take_fault(self, method: str, path: str):
+        """The fault for a request: keys are path prefixes, optionally after a method ("POST /v2/orders")."""
+        def hit(key: str) -> bool:
+            m, _, prefix = key.rpartition(" ")
+            return path.startswith(prefix) and (not m or m == method)
+
+        for key, fault in self.down.items():
+            if hit(key):
                 return fault
-        for prefix, faults in self.faults.items():
-            if path.startswith(prefix) and faults:
+        for key, faults in self.faults.items():
+            if hit(key) and faults:
                 return faults.pop(0)
         return None
 
@@ -185,7 +190,7 @@ class FakeProviders:
                     return self._send(code, out, headers)
                 if not self._authed():
                     return self._send(401, {"code": 40110000, "message": "request is not authorized"})
-                fault = fake.take_fault(u.path)
+                fault = fake.take_fault(method, u.path)
                 if fault == "reset":  # the connection drops with no answer
                     self.close_connection = True
                     try:

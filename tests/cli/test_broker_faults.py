@@ -94,3 +94,39 @@ def test_a_rejected_key_stops_the_loop_with_exit_1_naming_the_provider(cli, fake
     assert proc.returncode == 1
     assert "alpaca" in proc.stderr and "ALPACA_API_KEY" in proc.stderr
     assert ALPACA_KEY not in proc.stderr
+
+
+def test_no_equity_order_once_alpacas_clock_says_closed_however_long_the_loop_has_run(cli, fake):
+    write_config(cli, fake.url)
+    (cli.cwd / "paper.yaml").write_text((cli.cwd / "paper.yaml").read_text().replace("[AAPL]", "[AAPL, MSFT]"))
+    fake.prices["MSFT"] = 400.0
+    fake.add_news(1, "Apple smashes earnings expectations", ["AAPL"], recent(5))
+    clock_reads: list[str] = []
+    news_reads: list[str] = []
+
+    def hook(method: str, path: str) -> None:
+        if path == "/v2/clock":
+            clock_reads.append(path)
+            fake.market_open = len(clock_reads) < 2  # the bell rings after the loop's first reading
+        if path == "/v1beta1/news":
+            news_reads.append(path)
+            if len(news_reads) == 2:  # news for another stock arrives on the second tick
+                fake.add_news(2, "Microsoft smashes earnings expectations", ["MSFT"], recent(1))
+
+    fake.on_request = hook
+    proc = cli("run", "--loop", "--ticks", "3", "--interval", "0", *ARGS, "--json", env=KEYS)
+    assert proc.returncode == 0, proc.stderr
+    assert [p["symbol"] for p in fake.posts] == ["AAPL"]  # bought while open; MSFT never sent after the close
+    assert len(clock_reads) >= 3  # the clock is read again on every tick
+
+
+def test_status_works_while_market_data_fails_and_names_the_failing_provider(cli, fake):
+    open_positions(cli, fake)
+    fake.down["/v2/stocks/trades/latest"] = 503
+    fake.down["/v1beta3/crypto"] = "reset"
+    cli("run", "--once", *ARGS, env=KEYS)
+    status = cli.json("status", *ARGS, env=KEYS)
+    assert {p["symbol"] for p in status["positions"]} == {"AAPL", "BTC/USD"}
+    assert all(p["price_source"].startswith("last mark") for p in status["positions"])
+    failing = {p["provider"] for p in status["providers"] if p["status"] == "failing"}
+    assert "market data (alpaca)" in failing

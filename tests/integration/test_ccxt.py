@@ -53,6 +53,10 @@ class Exchange:
             return o
         if "allOrders" in url:
             return self.orders
+        if "/api/v3/account" in url:  # the balance a sell is checked against
+            return {"accountType": "SPOT", "updateTime": 1767225600000, "canTrade": True,
+                    "balances": [{"asset": "BTC", "free": "1.0", "locked": "0"},
+                                 {"asset": "USDT", "free": "100000", "locked": "0"}]}
         if "klines" in url:
             return [[1767225600000, "1", "2", "0.5", "1.5", "10", 1767229199999, "15", 3, "1", "1", "0"]]
         raise AssertionError(f"unexpected request {method} {url}")

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tokenomics.core import rebalance as rb
 from tokenomics.core import risk
 from tokenomics.core.exits import ExitRules, exit_reason
 from tokenomics.core.money import cents, floor_to
@@ -195,33 +196,54 @@ def test_drawdown_halt_fires_at_the_limit_from_the_peak():
 
 
 SYMS = ["A", "B", "C", "X/USD", "Y/USD"]
+NEW = ["NEW", "Z/USD", "N2", "W/USD"]
+CLASSES = {s: "crypto" if "/" in s else "equity" for s in SYMS + NEW}
+# mostly no halt, no cooldown and room for one more position: most examples reach the limit assertions
+# (hypothesis favours the ends of a range and the first elements of a list, so the rare cases are drawn
+# from the middle of a wide range of integers)
+def rare(i: int) -> int:
+    """0 for about 9 in 10 draws (the ends included), else 1 or 2."""
+    return 0 if i % 20 >= 2 or i in (0, 1000) else 1 + i % 20
+
+
+HALTS = st.integers(0, 1000).map(lambda i: [(), ("daily_loss_limit",), ("max_drawdown",)][rare(i)])
+REACHED: list[str] = []  # the gate's deciding rule of every accepted example (counted by the test below)
+
+
+def gate_inputs():
+    return dict(
+        cash=st.floats(0, 50_000), values=st.lists(st.floats(0, 20_000), min_size=5, max_size=5),
+        held=st.lists(st.booleans(), min_size=5, max_size=5),
+        pend=st.lists(st.floats(0, 3_000), min_size=5, max_size=5),
+        pending_on=st.lists(st.booleans(), min_size=5, max_size=5), cost=st.floats(0, 0.02),
+        max_open=st.integers(0, 1000).map(lambda i: 1 + i % 6 if rare(i) else 12), pos_pct=st.floats(1, 100),
+        leverage=st.floats(0.5, 3), crypto_pct=st.floats(5, 100), equity_pct=st.floats(5, 100),
+        min_order=st.floats(0, 100), halts=HALTS,
+        cooling=st.integers(0, 1000).map(lambda i: [(SYMS + NEW)[i % 9]] if rare(i) else []),
+    )
+
+
+def book(cash, values, held, pend, pending_on, halts, cooling):
+    positions = {s: v for s, v, h in zip(SYMS, values, held) if h}
+    pending = {s: v for s, v, on, h in zip(SYMS, pend, pending_on, held) if on and not h}
+    eq = cash + sum(positions.values())
+    return positions, pending, eq, risk.Portfolio(cash, eq, positions, pending, halts, CLASSES, tuple(cooling))
 
 
 @settings(max_examples=400, deadline=None)
-@given(
-    cash=st.floats(0, 50_000), values=st.lists(st.floats(0, 20_000), min_size=5, max_size=5),
-    held=st.lists(st.booleans(), min_size=5, max_size=5), pend=st.lists(st.floats(0, 3_000), min_size=5, max_size=5),
-    pending_on=st.lists(st.booleans(), min_size=5, max_size=5), symbol=st.sampled_from(SYMS + ["NEW", "Z/USD"]),
-    notional=st.floats(0.01, 30_000), cost=st.floats(0, 0.02), max_open=st.integers(1, 8),
-    pos_pct=st.floats(1, 100), leverage=st.floats(0.1, 3), crypto_pct=st.floats(1, 100),
-    equity_pct=st.floats(1, 100), min_order=st.floats(0, 100), halts=st.sampled_from(
-        [(), ("daily_loss_limit",), ("monthly_loss_limit",), ("max_drawdown",)]),
-    cooling=st.lists(st.sampled_from(SYMS + ["NEW", "Z/USD"]), max_size=3),
-)
+@given(symbol=st.integers(0, 1000).map(lambda i: SYMS[i % 5] if rare(i) else NEW[i % 4]),
+       notional=st.floats(0.01, 30_000), **gate_inputs())
 def test_no_accepted_entry_breaks_any_limit(cash, values, held, pend, pending_on, symbol, notional, cost, max_open,
                                             pos_pct, leverage, crypto_pct, equity_pct, min_order, halts, cooling):
     limits = risk.RiskLimits(max_open, pos_pct, min_order, 3, 10, True, leverage, 20,
                              {"crypto": crypto_pct, "equity": equity_pct})
-    classes = {s: "crypto" if "/" in s else "equity" for s in SYMS + ["NEW", "Z/USD"]}
-    positions = {s: v for s, v, h in zip(SYMS, values, held) if h}
-    pending = {s: v for s, v, on, h in zip(SYMS, pend, pending_on, held) if on and not h}
-    eq = cash + sum(positions.values())
-    p = risk.Portfolio(cash, eq, positions, pending, halts, classes, tuple(cooling))
-    ac = classes[symbol]
+    positions, pending, eq, p = book(cash, values, held, pend, pending_on, halts, cooling)
+    ac = CLASSES[symbol]
     d = risk.gate(risk.Proposal(symbol, "buy", notional, cost_rate=cost, asset_class=ac), p, limits)
     if not d.accepted:
         assert d.rule and d.approved == 0
         return
+    REACHED.append(d.rule)
     others = {s: v for s, v in pending.items() if s != symbol}
     assert halts == ()
     assert symbol not in cooling and symbol not in positions
@@ -230,9 +252,63 @@ def test_no_accepted_entry_breaks_any_limit(cash, values, held, pend, pending_on
     assert d.approved <= pos_pct / 100 * eq + 1e-6
     assert d.approved * (1 + cost) <= cash - sum(others.values()) + 1e-6
     class_cap = {"crypto": crypto_pct, "equity": equity_pct}[ac] / 100 * eq
-    in_class = sum(v for s, v in {**positions, **others}.items() if classes[s] == ac)
+    in_class = sum(v for s, v in {**positions, **others}.items() if CLASSES[s] == ac)
     assert in_class + d.approved <= class_cap + 1e-6
     assert sum(positions.values()) + sum(others.values()) + d.approved <= leverage * eq + 1e-6
+
+
+@settings(max_examples=400, deadline=None)
+@given(symbol=st.integers(0, len(SYMS) - 1).map(lambda i: SYMS[i]), notional=st.floats(0.01, 30_000),
+       **gate_inputs())
+def test_no_accepted_rebalance_top_up_breaks_any_limit(cash, values, held, pend, pending_on, symbol, notional, cost,
+                                                       max_open, pos_pct, leverage, crypto_pct, equity_pct, min_order,
+                                                       halts, cooling):
+    """A rebalance buy of a symbol already held goes through the same gate: halts, cooldown, the
+    position cap on the whole position, the asset-class cap and max_leverage counting what is held."""
+    held = [True if s == symbol else h for s, h in zip(SYMS, held)]
+    values = [max(v, 1.0) if s == symbol else v for s, v in zip(SYMS, values)]
+    limits = risk.RiskLimits(max_open, pos_pct, min_order, 3, 10, True, leverage, 20,
+                             {"crypto": crypto_pct, "equity": equity_pct})
+    positions, pending, eq, p = book(cash, values, held, pend, pending_on, halts, cooling)
+    ac = CLASSES[symbol]
+    d = rb.gate_buy(symbol, notional, positions[symbol], p, limits, cost, ac)
+    if not d.accepted:
+        assert d.rule and d.approved == 0
+        return
+    REACHED.append("top-up " + d.rule)
+    assert halts == () and symbol not in cooling
+    assert 0 < d.approved <= notional + 1e-9 and d.approved >= min_order
+    assert positions[symbol] + d.approved <= pos_pct / 100 * eq + 1e-6
+    assert d.approved * (1 + cost) <= cash - sum(pending.values()) + 1e-6
+    class_cap = {"crypto": crypto_pct, "equity": equity_pct}[ac] / 100 * eq
+    in_class = sum(v for s, v in {**positions, **pending}.items() if CLASSES[s] == ac)
+    assert in_class + d.approved <= class_cap + 1e-6
+    assert sum(positions.values()) + sum(pending.values()) + d.approved <= leverage * eq + 1e-6
+
+
+def test_the_gate_properties_reach_their_limit_assertions():
+    """Most generated examples get past the early rejects (halts, already held, cooldown) to the limit
+    assertions; both properties are run again here and their accepted examples counted."""
+    REACHED.clear()
+    test_no_accepted_entry_breaks_any_limit()
+    entries = len(REACHED)
+    test_no_accepted_rebalance_top_up_breaks_any_limit()
+    top_ups = len(REACHED) - entries
+    print(f"reached the limit assertions: entries {entries}/400, top-ups {top_ups}/400")
+    assert entries >= 80 and top_ups >= 80, (entries, top_ups)  # 6 to 30 of 400 before
+    assert {"all_limits", "max_position_pct", "cash"} <= set(REACHED)  # accepted whole and shrunk by each limit
+
+
+def test_a_top_up_at_the_asset_class_cap_is_rejected_like_a_new_coin():
+    limits = risk.RiskLimits(10, 50, 1, 3, 10, True, 1.0, 20, {"crypto": 30})
+    pf = risk.Portfolio(7000, 10000, {"BTC/USD": 3000.0}, {}, (), {"BTC/USD": "crypto", "ETH/USD": "crypto"})
+    assert rb.gate_buy("ETH/USD", 500, 0.0, pf, limits, 0.0, "crypto").rule == "max_asset_class_pct"
+    top_up = rb.gate_buy("BTC/USD", 500, 3000.0, pf, limits, 0.0, "crypto")
+    assert not top_up.accepted and top_up.rule == "max_asset_class_pct"
+    lev = risk.RiskLimits(10, 90, 1, 3, 10, True, 0.5, 20)
+    assert rb.gate_buy("BTC/USD", 2500, 3000.0, pf, lev, 0.0, "crypto").approved == pytest.approx(2000.0)
+    cooling = risk.Portfolio(7000, 10000, {"BTC/USD": 3000.0}, cooling=("BTC/USD",))
+    assert rb.gate_buy("BTC/USD", 500, 3000.0, cooling, limits, 0.0, "crypto").rule == "stop_loss_cooldown"
 
 
 def test_realized_pnl_equals_the_fills_cash_flows_to_the_cent():

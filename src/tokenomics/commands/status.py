@@ -2,6 +2,7 @@ import json
 
 import typer
 
+from tokenomics.core.errors import ProviderError
 from tokenomics.core.money import cents
 from tokenomics.output import emit
 from tokenomics.trading import account
@@ -19,12 +20,15 @@ def status(ctx: typer.Context) -> None:
     cash = st.cash(rt.settings.capital)
     positions = []
     for p in st.positions():
-        price = rt.price(p["symbol"])
+        try:
+            price, priced = rt.price(p["symbol"]), "market"
+        except ProviderError as exc:  # the market data provider is failing: the last mark, and say so
+            price, priced = p["last_price"], f"last mark at {p['updated_at']} ({exc})"
         value = cents(p["qty"] * price)
         positions.append({
             "symbol": p["symbol"], "qty": p["qty"], "avg_price": round(p["avg_price"], 6), "price": price,
             "market_value": value, "unrealized_pnl": cents(value - p["cost"]), "opened_at": p["opened_at"],
-            "source": p["source"],
+            "source": p["source"], **({"price_source": priced} if priced != "market" else {}),
         })
     positions_value = cents(sum(p["market_value"] for p in positions))
     runs = [{**r, "counts": json.loads(r["counts"]) if r["counts"] else None} for r in st.last_runs()]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tokenomics.core import risk
 
@@ -206,20 +206,13 @@ def plan_id(target: dict[str, float], day: str) -> str:
 
 
 def gate_buy(symbol: str, notional: float, held_value: float, pf: risk.Portfolio, limits: risk.RiskLimits,
-             cost_rate: float) -> risk.GateDecision:
-    """The pre-trade gate for a rebalance buy. A new position is an ordinary entry. A top-up of a held
-    position is gated as an entry of the increment, with max_position_pct applied to the whole
-    position (so the gate's already-held rule, meant for news entries, does not block it)."""
-    if held_value <= 0:
-        return risk.gate(risk.Proposal(symbol, "buy", notional, "entry", cost_rate), pf, limits)
-    cap_left = limits.max_position_pct / 100.0 * pf.equity - held_value
-    if cap_left < limits.min_order_usd or cap_left <= 0:
-        return risk.GateDecision("reject", 0.0, "max_position_pct",
-                                 f"{symbol} is already at {held_value:.2f}, the cap of {limits.max_position_pct}% "
-                                 f"of equity {pf.equity:.2f}")
-    view = risk.Portfolio(pf.cash, pf.equity, {s: v for s, v in pf.positions.items() if s != symbol},
-                          pf.pending_entries, pf.halts)
-    # the increment may use what is left under the cap: express it as a cap on a fresh position
-    room = risk.RiskLimits(limits.max_open_positions, cap_left / pf.equity * 100.0, limits.min_order_usd,
-                           limits.daily_loss_limit_pct, limits.monthly_loss_limit_pct, limits.long_only)
-    return risk.gate(risk.Proposal(symbol, "buy", notional, "entry", cost_rate), view, room)
+             cost_rate: float, asset_class: str = "equity") -> risk.GateDecision:
+    """The pre-trade gate for a rebalance buy: the one gate every buy passes (risk.gate). A new position
+    is an ordinary entry; a top-up of a held position is gated as a top_up: halts, the stop-loss
+    cooldown, max_position_pct on the whole position, and the asset-class cap and max_leverage
+    counting the value held (the already-held and open-positions rules, meant for new entries, do not
+    apply: it opens no position)."""
+    if held_value > 0:
+        pf = replace(pf, positions={**pf.positions, symbol: held_value})
+        return risk.gate(risk.Proposal(symbol, "buy", notional, "top_up", cost_rate, asset_class), pf, limits)
+    return risk.gate(risk.Proposal(symbol, "buy", notional, "entry", cost_rate, asset_class), pf, limits)

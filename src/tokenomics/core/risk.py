@@ -46,7 +46,7 @@ class Proposal:
     symbol: str
     side: Literal["buy", "sell"]
     notional: float
-    intent: Literal["entry", "exit"] = "entry"
+    intent: Literal["entry", "exit", "top_up"] = "entry"  # top_up: a buy of a symbol already held (rebalance)
     cost_rate: float = 0.0  # fees + slippage as a fraction of notional
     asset_class: str = "equity"
 
@@ -64,7 +64,9 @@ class GateDecision:
 
 
 def gate(p: Proposal, pf: Portfolio, limits: RiskLimits) -> GateDecision:
-    """Accept, shrink or reject one proposed order, naming the rule that decided."""
+    """Accept, shrink or reject one proposed order, naming the rule that decided. Every buy passes
+    here, a rebalance top-up of a held position included (intent top_up): it may add to the position
+    (no already-held or open-positions rule: it opens none), and every cap counts what is held."""
     if p.intent == "exit":
         if p.symbol not in pf.positions:
             return GateDecision("reject", 0.0, "no_position", f"no open position in {p.symbol} to exit")
@@ -75,31 +77,34 @@ def gate(p: Proposal, pf: Portfolio, limits: RiskLimits) -> GateDecision:
         return GateDecision("reject", 0.0, "positive_size", "order size must be positive")
     if p.side == "sell" and limits.long_only:
         return GateDecision("reject", 0.0, "long_only", "short entries are disabled (risk.long_only)")
-    if p.symbol in pf.positions:
+    top_up = p.intent == "top_up" and p.symbol in pf.positions
+    held = pf.positions.get(p.symbol, 0.0) if top_up else 0.0
+    if p.symbol in pf.positions and not top_up:
         return GateDecision("reject", 0.0, "already_held", f"already holding {p.symbol}")
     if p.symbol in pf.cooling:
         return GateDecision("reject", 0.0, "stop_loss_cooldown",
                             f"{p.symbol} was stopped out recently (risk.stop_loss_cooldown_hours)")
     others_pending = {s: v for s, v in pf.pending_entries.items() if s != p.symbol}
     open_count = len(pf.positions) + len(others_pending)
-    if open_count >= limits.max_open_positions:
+    if open_count >= limits.max_open_positions and not top_up:
         return GateDecision(
             "reject", 0.0, "max_open_positions",
             f"{open_count} open or pending positions, limit {limits.max_open_positions}",
         )
     approved, rule, detail = p.notional, "all_limits", "within every limit"
-    cap = limits.max_position_pct / 100.0 * pf.equity
+    cap = limits.max_position_pct / 100.0 * pf.equity - held
     if approved > cap:
-        approved, rule = cap, "max_position_pct"
-        detail = f"capped at {limits.max_position_pct}% of equity {pf.equity:.2f} = {cap:.2f}"
+        approved, rule = max(cap, 0.0), "max_position_pct"
+        detail = f"capped at {limits.max_position_pct}% of equity {pf.equity:.2f} = {cap + held:.2f}" + (
+            f" for the whole position (held {held:.2f})" if held else "")
     class_cap = limits.max_asset_class_pct.get(p.asset_class)
     if class_cap is not None:
-        room = class_cap / 100.0 * pf.equity - pf.exposure(p.asset_class, exclude=p.symbol)
+        room = class_cap / 100.0 * pf.equity - pf.exposure(p.asset_class, exclude=p.symbol) - held
         if approved > room:
             approved, rule = max(room, 0.0), "max_asset_class_pct"
             detail = (f"{p.asset_class} exposure capped at {class_cap}% of equity {pf.equity:.2f}; "
                       f"room left {max(room, 0.0):.2f}")
-    room = limits.max_leverage * pf.equity - pf.exposure(exclude=p.symbol)
+    room = limits.max_leverage * pf.equity - pf.exposure(exclude=p.symbol) - held
     if approved > room:
         approved, rule = max(room, 0.0), "max_leverage"
         detail = f"gross exposure capped at {limits.max_leverage}x equity {pf.equity:.2f}; room left {max(room, 0.0):.2f}"

@@ -64,11 +64,24 @@ def explain(rt: Runtime, key: str) -> dict:
     if order:
         trade = st.one("SELECT * FROM trades WHERE entry_order_id = ?", [order["client_order_id"]])
         position = st.one("SELECT * FROM positions WHERE entry_order_id = ?", [order["client_order_id"]])
-        exit_sig = st.one("SELECT * FROM signals WHERE source = 'exit' AND ref = ?", [order["client_order_id"]])
+        # the exit that closed it (a local rule's attempt or a bracket leg at the broker), else the latest
+        closing = st.one("SELECT signal_id FROM orders WHERE client_order_id = ?",
+                         [trade["exit_order_id"]]) if trade else None
+        exit_sig = (st.one("SELECT * FROM signals WHERE id = ?", [closing["signal_id"]]) if closing else
+                    st.one("SELECT * FROM signals WHERE source = 'exit' AND ref = ? AND id NOT LIKE 'leg:%' "
+                           "ORDER BY created_at DESC, rowid DESC LIMIT 1", [order["client_order_id"]]))
+        tried = st.all("SELECT o.client_order_id, o.reason, o.status, o.filled_qty, o.filled_avg_price, o.error, "
+                       "o.created_at, CASE WHEN o.signal_id LIKE 'leg:%' THEN 'bracket leg' ELSE 'local' END AS kind "
+                       "FROM orders o JOIN signals s ON s.id = o.signal_id WHERE s.source = 'exit' AND s.ref = ? "
+                       "ORDER BY o.created_at, o.rowid", [order["client_order_id"]])
         if exit_sig:
             exit_chain = {"signal": {k: exit_sig[k] for k in ("id", "reason", "status", "status_reason",
                                                                  "notional", "created_at")},
-                          **_order_chain(rt, exit_sig["id"])}
+                          **_order_chain(rt, exit_sig["id"]),
+                          "closed_by": (("bracket " + exit_sig["status_reason"].replace("_", "-") + " leg")
+                                        if exit_sig["id"].startswith("leg:") else f"rule {exit_sig['status_reason']}")
+                          if trade else None,
+                          "attempts": tried}
     signal_doc = {k: sig[k] for k in ("id", "symbol", "side", "source", "strength", "reason", "ref", "asset_class",
                                       "status", "status_reason", "created_at")}
     return {
@@ -142,7 +155,11 @@ def explain_tree(doc: dict):
         p = doc["position"]
         root.add(f"open position: {p['qty']} @ {p['avg_price']:.4f}, last {p['last_price']}")
     if doc["exit"]:
-        ex = root.add(f"exit signal {doc['exit']['signal']['id']}: {doc['exit']['signal']['reason']}")
+        closed_by = f" (closed by the {doc['exit']['closed_by']})" if doc["exit"].get("closed_by") else ""
+        ex = root.add(f"exit signal {doc['exit']['signal']['id']}: {doc['exit']['signal']['reason']}{closed_by}")
+        for a in doc["exit"].get("attempts", []):
+            ex.add(f"{a['kind']} exit {a['client_order_id']}: {a['reason']} {a['status']}"
+                   + (f" — {a['error']}" if a["error"] else ""))
         add_chain(ex, doc["exit"], "exit")
     if doc["trade"]:
         t = doc["trade"]

@@ -55,10 +55,16 @@ def provider_of(rt, step: str, exc: BaseException | None = None) -> str:
         return f"news ({s.news.provider})"
     if step == "score":
         return f"scorer ({s.sentiment.provider})"
-    if step in ("signal", "size") and s.broker.provider == "alpaca":
+    if step in ("signal", "size", "mark-to-market") and s.broker.provider == "alpaca":
         return "market data (alpaca)"
     name = s.broker.provider if s.broker.provider != "ccxt" else f"ccxt {s.broker.exchange}"
     return f"broker ({name})"
+
+
+def step_provider(rt, step: str) -> str | None:
+    """The provider whose health a step's success vouches for (and whose back-off it waits on):
+    None for the local steps (signal, size), which may not call any provider."""
+    return None if step in ("signal", "size") else provider_of(rt, step)
 
 
 def permanent_error(rt, step: str, exc: BaseException) -> ProviderError | BaseException:

@@ -42,7 +42,7 @@ def _counts(out: dict) -> dict:
 
 
 # steps that may wait while their provider backs off; reconcile, check-exits and mark-to-market never do
-OPTIONAL = ("fetch-news", "score", "signal", "size", "trade")
+OPTIONAL = ("fetch-news", "score", "trade")
 
 
 def _step(rt, name: str, fn, health, counts_into: dict | None = None):
@@ -58,8 +58,8 @@ def _step(rt, name: str, fn, health, counts_into: dict | None = None):
             out = fn(rt)
             counts.update(_counts(out) if isinstance(out, dict) else {})
         return out
-    provider = faults.provider_of(rt, name)
-    if name in OPTIONAL and health.should_skip(provider):
+    provider = faults.step_provider(rt, name)
+    if provider and name in OPTIONAL and health.should_skip(provider):
         rt.store.record_skipped(name, rt.mode, f"{provider} is backing off after repeated failures")
         return None
     try:
@@ -79,7 +79,8 @@ def _step(rt, name: str, fn, health, counts_into: dict | None = None):
                         f", {blamed} waits {wait} tick(s)" if wait else "",
                         extra={"step": name, "provider": blamed, "error": str(exc)[:300]})
         return None
-    health.ok(provider)
+    if provider:
+        health.ok(provider)
     return out
 
 
@@ -137,7 +138,7 @@ def tick(rt, n: int, stop: threading.Event, steps: list | None = None) -> dict:
         row.update(account.mark_to_market(rt))
     else:
         marks = _step(rt, "mark-to-market", account.mark_to_market, health)
-        row.update(marks or {"equity": None})
+        row.update(marks or {})  # no equity when the marks could not be taken this tick
     return row
 
 

@@ -228,7 +228,8 @@ def execute(rt: Runtime, target: dict[str, float], pid: str, min_trade_usd: floa
                 qty, notional, intent = min(t.qty or 0.0, held["qty"] if held else 0.0), None, "exit"
             else:
                 pf = gate_view(rt)
-                d = rb.gate_buy(t.symbol, cents(t.notional), pf.positions.get(t.symbol, 0.0), pf, lim, rt.cost_rate)
+                d = rb.gate_buy(t.symbol, cents(t.notional), pf.positions.get(t.symbol, 0.0), pf, lim, rt.cost_rate,
+                               rt.asset_class(t.symbol))
                 qty, notional, intent = None, d.approved, "entry"
             order = None
             with st.tx():

@@ -30,7 +30,9 @@ def broker_positions(rt: Runtime) -> dict[str, float]:
         return b.holdings()
     held = b.positions()
     if b.name == "ccxt":  # balances per currency: a pair's position is its base currency's balance
-        return {s: held.get(s.split("/")[0], 0.0) for s in rt.settings.universe.crypto if held.get(s.split("/")[0])}
+        out = {s: held.get(s.split("/")[0], 0.0) for s in rt.settings.universe.crypto if held.get(s.split("/")[0])}
+        # dust below the market's step (left by a fee in the coin) cannot be sold: not a position
+        return {s: q for s, q in out.items() if q >= b.dust(s)}
     # a holding outside the universe that tokenomics never held is not its business (nor its to trade)
     mine = set(rt.settings.universe.symbols) | {p["symbol"] for p in rt.store.positions()}
     return {s: q for s, q in held.items() if s in mine}
@@ -43,8 +45,13 @@ def open_diffs(rt: Runtime) -> list[dict]:
 def reconcile(rt: Runtime, accept: bool = False) -> dict:
     st = rt.store
     with st.trade_lock(rt.settings.trading.lock_timeout_seconds):
-        adopted = orders.resume_unfinished(rt)  # fills and closes that happened while we were down
+        failed: list[dict] = []
+        adopted = orders.resume_unfinished(rt, failed)  # fills and closes that happened while we were down
+        # a symbol whose own open order could not be looked up may differ only by that order's fill:
+        # nothing of it is booked on accept until the order has been seen (no double booking)
+        unsure = {o["symbol"] for o in failed}
         theirs = broker_positions(rt)
+        book_coin_fees(rt, theirs, unsure)
         ours = {p["symbol"]: p for p in st.positions()}
         now = iso(rt.now())
         found = []
@@ -54,18 +61,42 @@ def reconcile(rt: Runtime, accept: bool = False) -> dict:
                 found.append({"kind": "position_qty", "symbol": sym, "store_view": mine,
                               "broker_view": theirs.get(sym, 0.0)})
         # what each reduction sold for (shown, and booked on accept): asked before any write transaction
-        exits = {d["symbol"]: exit_fill(rt, ours[d["symbol"]], ours[d["symbol"]]["qty"] - d["broker_view"])
+        exits = {d["symbol"]: exit_fill(rt, ours[d["symbol"]], ours[d["symbol"]]["qty"] - max(d["broker_view"], 0.0))
                  for d in found if d["symbol"] in ours and d["broker_view"] < d["store_view"]}
+        # adoptions are priced before the write transaction too (no network I/O inside it)
+        prices = {d["symbol"]: rt.price(d["symbol"]) for d in found
+                  if accept and d["broker_view"] > d["store_view"] and d["symbol"] not in unsure}
+        overfills = [{"kind": "overfill", "id": r["id"], "symbol": r["symbol"], "client_order_id": r["client_order_id"],
+                      "store_view": json.loads(r["store_view"]), "broker_view": json.loads(r["broker_view"]),
+                      "found_at": r["found_at"],
+                      "note": "our order sold more than the store held (a late fill after the position was booked "
+                              "closed); check the account, then `reconcile --accept`"}
+                     for r in st.all("SELECT * FROM reconcile_diffs WHERE status = 'open' AND kind = 'overfill' "
+                                     "ORDER BY id")]
         for d in found:
             if d["symbol"] in exits:
                 d.update(exit_price=exits[d["symbol"]]["price"], price_source=exits[d["symbol"]]["source"])
         with st.tx():
-            st.execute("UPDATE reconcile_diffs SET status = 'resolved', resolved_at = ? WHERE status = 'open'", [now])
+            st.execute("UPDATE reconcile_diffs SET status = 'resolved', resolved_at = ? WHERE status = 'open' "
+                       "AND kind = 'position_qty'", [now])
+            if accept:  # a person has looked: over-fills are accepted as booked
+                st.execute("UPDATE reconcile_diffs SET status = 'accepted', resolved_at = ? WHERE status = 'open' "
+                           "AND kind = 'overfill'", [now])
             for d in found:
+                hold = None
+                if accept and d["symbol"] in unsure:
+                    hold = "an open order of ours could not be looked up: nothing booked until it is seen"
+                elif accept and d["broker_view"] < -TOLERANCE:
+                    hold = "short at the broker: tokenomics holds long positions only; buy it back at the broker"
+                if hold:
+                    d["note"] = hold
                 st.db["reconcile_diffs"].insert({
                     "found_at": now, "kind": d["kind"], "symbol": d["symbol"], "client_order_id": None,
                     "store_view": json.dumps(d["store_view"]), "broker_view": json.dumps(d["broker_view"]),
-                    "status": "accepted" if accept else "open", "resolved_at": now if accept else None})
+                    "status": "accepted" if accept and not hold else "open",
+                    "resolved_at": now if accept and not hold else None})
+                if hold:
+                    continue
                 if accept and d["symbol"] in exits:
                     coid, booked = book_exit(rt, ours[d["symbol"]], exits[d["symbol"]])
                     closed = booked["closed"] if booked else None
@@ -75,10 +106,53 @@ def reconcile(rt: Runtime, accept: bool = False) -> dict:
                         after = st.scalar("SELECT realized_partial FROM positions WHERE symbol = ?", [d["symbol"]])
                         d["partial_gain"] = round(after - ours[d["symbol"]]["realized_partial"], 2)
                 elif accept:
-                    adopt(rt, d["symbol"], d["broker_view"], ours.get(d["symbol"]))
+                    adopt(rt, d["symbol"], d["broker_view"], ours.get(d["symbol"]), prices[d["symbol"]])
                     d["adopted"] = "new position at the market price" if d["symbol"] not in ours else "quantity"
-    return {"orders_updated": len(adopted), "differences": len(found), "accepted": accept and bool(found),
-            "realized_pnl": round(sum(d.get("realized_pnl") or 0.0 for d in found), 2), "rows": found}
+    rows = found + overfills
+    return {"orders_updated": len(adopted), "differences": len(rows), "accepted": accept and bool(rows),
+            "realized_pnl": round(sum(d.get("realized_pnl") or 0.0 for d in found), 2), "rows": rows}
+
+
+COIN_FEE_MAX = 0.01  # a crypto holding at most 1 % short of the store's, with no sale to explain it, is the fee
+
+
+def book_coin_fees(rt: Runtime, theirs: dict[str, float], unsure: set[str]) -> list[str]:
+    """Alpaca takes its crypto fee out of the coin received and reports it only as an account activity:
+    a crypto position the broker holds slightly less of than the store (at most COIN_FEE_MAX), with no
+    sale at the broker to explain it, is booked as that fee (a fill of the entry with the fee in the coin,
+    no cash), so the position's quantity is what the broker holds. Returns the symbols adjusted."""
+    if rt.broker.name != "alpaca":
+        return []
+    done = []
+    for p in rt.store.positions():
+        sym, held = p["symbol"], theirs.get(p["symbol"])
+        if p["asset_class"] != "crypto" or held is None or sym in unsure:
+            continue
+        short = round(p["qty"] - held, 12)
+        if not (TOLERANCE < short <= COIN_FEE_MAX * p["qty"]):
+            continue
+        if foreign_sells(rt, p):
+            continue  # a sale at the broker: reconcile's business, not a fee
+        coin, now = sym.split("/")[0], iso(rt.now())
+        with rt.store.tx():
+            rt.store.insert_ignore("fills", [{
+                "id": f"coinfee:{p['entry_order_id']}:{held:.12g}", "client_order_id": p["entry_order_id"],
+                "symbol": sym, "side": "buy", "qty": 0.0, "price": 0.0, "fee": short, "fee_currency": coin,
+                "cash_flow": 0.0, "ts": now}])
+            rt.store.execute("UPDATE positions SET qty = ?, avg_price = cost / ?, updated_at = ? WHERE symbol = ?",
+                             [held, held, now, sym])
+        done.append(sym)
+    return done
+
+
+def foreign_sells(rt: Runtime, pos: dict) -> list[dict]:
+    """The broker's filled sells of a position's symbol since it opened that are not our own orders."""
+    sells = getattr(rt.broker, "sells", None)
+    found = sells(pos["symbol"], pos["opened_at"]) if sells else []
+    ours: set[str] = set()  # our own orders, by client and by broker order id
+    for r in rt.store.all("SELECT client_order_id, broker_order_id FROM orders WHERE symbol = ?", [pos["symbol"]]):
+        ours |= {r["client_order_id"], *(r["broker_order_id"] or "").split(",")} - {""}
+    return [s for s in found if s["client_order_id"] not in ours and s["order_id"] not in ours]
 
 
 def exit_fill(rt: Runtime, pos: dict, qty: float) -> dict:
@@ -86,15 +160,9 @@ def exit_fill(rt: Runtime, pos: dict, qty: float) -> dict:
     broker_order_id, reason}. The price is the volume-weighted price of the broker's newest filled
     sells of the symbol since the position opened that are not tokenomics' own orders; any quantity
     they do not cover is priced at the current market price. `source` says which."""
-    st = rt.store
-    sells = getattr(rt.broker, "sells", None)
-    found = sells(pos["symbol"], pos["opened_at"]) if sells else []
-    ours: set[str] = set()  # our own orders, by client and by broker order id
-    for r in st.all("SELECT client_order_id, broker_order_id FROM orders WHERE symbol = ?", [pos["symbol"]]):
-        ours |= {r["client_order_id"], *(r["broker_order_id"] or "").split(",")} - {""}
     left, value, fee, used = qty, 0.0, 0.0, []
-    for s in found:
-        if left <= TOLERANCE or s["client_order_id"] in ours or s["order_id"] in ours:
+    for s in foreign_sells(rt, pos):
+        if left <= TOLERANCE:
             continue
         take = min(left, s["qty"])
         value, fee, left = value + take * s["price"], fee + s["fee"] * take / s["qty"], left - take
@@ -142,12 +210,12 @@ def book_exit(rt: Runtime, pos: dict, sale: dict) -> tuple[str, dict | None]:
     return orders.client_order_id(sid), booked
 
 
-def adopt(rt: Runtime, symbol: str, broker_qty: float, pos: dict | None) -> None:
+def adopt(rt: Runtime, symbol: str, broker_qty: float, pos: dict | None, price: float) -> None:
     """Take on what the broker holds beyond the store's book (a position bought by hand, or more of
     one) as a filled entry at the market price: the store's cash pays for it, so adopting never adds
     equity out of nothing (which would loosen every %-of-equity limit)."""
     held = pos["qty"] if pos else 0.0
-    qty, price, now = round(broker_qty - held, 12), rt.price(symbol), iso(rt.now())
+    qty, now = round(broker_qty - held, 12), iso(rt.now())
     _book(rt, {"id": f"reconcile:adopt:{symbol}:{held:.9g}+{qty:.9g}:{now}", "symbol": symbol,
                "source": "reconcile", "asset_class": rt.asset_class(symbol), "ref": symbol, "size_method": "adopt",
                "reason": f"held at the broker: adopted at the market price {price}"},

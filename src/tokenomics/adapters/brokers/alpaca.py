@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tokenomics.adapters.alpaca_http import RateLimiter, canonical, harden
-from tokenomics.adapters.brokers.base import Fill, OrderRequest, OrderUpdate
+from tokenomics.adapters.brokers.base import Fill, Leg, OrderRequest, OrderUpdate
 from tokenomics.core.errors import ProviderError
 from tokenomics.keys import Key
 from tokenomics.store import iso
@@ -93,8 +93,11 @@ class AlpacaBroker:
         from alpaca.common.exceptions import APIError
         from requests import RequestException
 
-        if req.side == "sell" and req.asset_class == "crypto" and req.qty is not None:
-            held = self.positions().get(req.symbol, 0.0)  # crypto fees come out of the coin received
+        if req.side == "sell" and req.qty is not None:  # never sell more than the broker holds
+            held = self.positions().get(req.symbol, 0.0)  # (crypto fees come out of the coin received)
+            if held <= 0:
+                return OrderUpdate(req.client_order_id, "rejected",
+                                   error=f"alpaca holds no {req.symbol}: nothing sent")
             req = OrderRequest(req.client_order_id, req.symbol, req.side, req.asset_class, None, min(req.qty, held))
         try:
             order = self.client.submit_order(self.request_for(req))
@@ -127,7 +130,25 @@ class AlpacaBroker:
             price = (total_qty * avg - done_value) / qty
             ts = iso(order.filled_at or order.updated_at)  # the store's one format: UTC, to the second
             fills = (Fill(f"alpaca:{order.id}:{total_qty:.9g}", round(qty, 9), round(price, 6), 0.0, ts),)
-        return OrderUpdate(coid, status, str(order.id), fills, "")
+        legs = tuple(Leg(g.client_order_id, str(g.id), "stop_loss" if "stop" in _kind(g) else "take_profit",
+                         STATUS.get(str(getattr(g.status, "value", g.status)), "submitted"), float(g.qty or 0))
+                     for g in (getattr(order, "legs", None) or []))
+        return OrderUpdate(coid, status, str(order.id), fills, "", legs)
+
+    def cancel(self, client_order_id: str, broker_order_id: str) -> OrderUpdate | None:
+        """Cancel an open order (a bracket leg before a local exit) and return the broker's view of it
+        afterwards: canceled, or filled if it filled first, or still open if the cancel is pending."""
+        from alpaca.common.exceptions import APIError
+        from requests import RequestException
+
+        try:
+            self.client.cancel_order_by_id(broker_order_id)
+        except APIError as exc:
+            if exc.status_code not in (404, 422):  # 422: no longer cancelable (filled, canceled): look it up
+                raise ProviderError(f"alpaca cancel order: HTTP {exc.status_code}: {_msg(exc)}") from None
+        except RequestException as exc:
+            raise ProviderError(f"alpaca cancel order: {type(exc).__name__}") from None
+        return self.get_order(client_order_id)
 
     # --- account ---------------------------------------------------------------------------
     def positions(self) -> dict[str, float]:
@@ -199,6 +220,10 @@ class AlpacaBroker:
             raise ProviderError(f"alpaca clock: {_describe(exc)}") from None
         return {"timestamp": iso(c.timestamp), "is_open": c.is_open,  # Alpaca answers in New York time
                 "next_open": iso(c.next_open), "next_close": iso(c.next_close)}
+
+
+def _kind(order: Any) -> str:
+    return str(getattr(order.order_type or order.type, "value", order.order_type or order.type) or "")
 
 
 def _msg(exc: Any) -> str:

@@ -19,10 +19,22 @@ class OrderRequest:
 @dataclass(frozen=True)
 class Fill:
     id: str
-    qty: float
+    qty: float  # units traded
     price: float
-    fee: float
+    fee: float  # in fee_currency
     ts: str
+    fee_currency: str = ""  # "" = the quote currency (cash); a crypto buy's fee may come out of the coin received
+
+
+@dataclass(frozen=True)
+class Leg:
+    """A child order the broker holds for one of ours (a bracket's take-profit or stop-loss)."""
+
+    client_order_id: str
+    broker_order_id: str
+    kind: str  # take_profit | stop_loss
+    status: str
+    qty: float
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,7 @@ class OrderUpdate:
     broker_order_id: str = ""
     fills: tuple[Fill, ...] = field(default_factory=tuple)
     error: str = ""
+    legs: tuple[Leg, ...] = field(default_factory=tuple)
 
     @property
     def filled_qty(self) -> float:

@@ -129,9 +129,27 @@ class CcxtBroker:
             return amount, f"order value {amount * price:.2f} below the exchange minimum {lim['cost']['min']}"
         return amount, ""
 
+    def dust(self, symbol: str) -> float:
+        """The smallest amount the market trades (its amount step or minimum, whichever is larger): a
+        balance below it cannot be sold and is not a position."""
+        import ccxt
+
+        m = self._call("markets", lambda: self.ex.market(symbol))
+        step = m.get("precision", {}).get("amount")
+        if step is not None and self.ex.precisionMode != ccxt.TICK_SIZE:
+            step = 10.0 ** -float(step)
+        return max(float(step or 0.0), float(m.get("limits", {}).get("amount", {}).get("min") or 0.0))
+
+    def free(self, currency: str) -> float:
+        bal = self._call("balance", lambda: self.ex.fetch_balance())
+        return float((bal.get("free") or {}).get(currency) or 0.0)
+
     def submit(self, req: OrderRequest) -> OrderUpdate:
         import ccxt
 
+        if req.side == "sell" and req.qty is not None:  # sell what is free, never more (a fee may have come out of it)
+            free = self.free(req.symbol.split("/")[0])
+            req = OrderRequest(req.client_order_id, req.symbol, req.side, req.asset_class, None, min(req.qty, free))
         amount, problem = self._call(f"prepare {req.symbol}", lambda: self.prepare(req))
         if problem:
             return OrderUpdate(req.client_order_id, "rejected", error=problem)
@@ -172,12 +190,21 @@ class CcxtBroker:
         done_qty, done_value = self.booked(coid)
         if filled > done_qty + 1e-12 and avg > 0:
             qty = filled - done_qty
-            fee = o.get("fee") or {}
             quote = o.get("symbol", "/").split("/")[-1]
-            fee_cost = float(fee.get("cost") or 0) if fee.get("currency") == quote and status == "filled" else 0.0
+            fee_cost, fee_currency = 0.0, ""
+            if status == "filled":  # the order's fee, in the currency the exchange charged it in
+                fees: dict[str, float] = {}
+                for fee in (o.get("fees") or ([o["fee"]] if o.get("fee") else [])):
+                    if fee and fee.get("cost") and fee.get("currency"):
+                        fees[fee["currency"]] = fees.get(fee["currency"], 0.0) + float(fee["cost"])
+                if fees:
+                    fee_currency = max(fees, key=lambda c: (c == quote, fees[c]))
+                    fee_cost = round(fees[fee_currency], 12)
+                    if fee_currency == quote:
+                        fee_currency = ""
             ts = _ts(o)
             fills = (Fill(f"ccxt:{o.get('id')}:{filled:.9g}", round(qty, 12), round((filled * avg - done_value) / qty, 8),
-                          fee_cost, ts),)
+                          fee_cost, ts, fee_currency),)
         return OrderUpdate(coid, status, str(o.get("id") or ""), fills, "")
 
     # --- account ---------------------------------------------------------------------------
