@@ -34,6 +34,9 @@ def backtest(
                                    "fast/slow/symbol for sma, or any dotted setting such as sentiment.min_conviction."),
     workers: int = typer.Option(None, "--workers", min=0, help="Processes for --grid (default: backtest.workers; "
                                 "0 = one per CPU)."),
+    periods_per_year: float = typer.Option(None, "--periods-per-year", min=1, help="Annualisation override "
+                                           "(default backtest.periods_per_year, else the asset class's calendar "
+                                           "or the bars' observed spacing)."),
     report: Path = typer.Option(None, "--report", help="Write an offline HTML page with equity and drawdown "
                                 "charts (single runs)."),
 ) -> None:
@@ -48,6 +51,8 @@ def backtest(
     rt = ctx.obj
     replay.check_strategy(strategy)
     combos = replay.grid_combinations(grid or [])
+    if periods_per_year:
+        combos = [{**c, "backtest.periods_per_year": periods_per_year} for c in combos or [{}]]
     w = replay.window(rt, start, end, steps, source=source, tf=timeframe, symbols=symbol)
     if len(combos) > 1:
         if report:

@@ -410,14 +410,13 @@ def window(rt: Runtime, start: str | None, end: str | None, steps: int | None, *
     return Window(first, last, "sim", tf, syms, note=note)
 
 
-def periods_per_year(rt: Runtime, asset_class: str = "crypto", tf: str | None = None) -> float:
-    """Annualisation of a backtest's per-bar returns (`backtest.periods_per_year` overrides)."""
+def periods_per_year(rt: Runtime, asset_class: str = "crypto", tf: str | None = None,
+                     times: list[float] | None = None) -> float:
+    """Annualisation of a backtest's per-bar returns: the one function `risk` uses too (the asset
+    class's calendar, or what the bar times show), `backtest.periods_per_year` overrides."""
     from tokenomics.core.metrics import periods_per_year as ppy
 
-    override = rt.settings.backtest.periods_per_year
-    if override:
-        return float(override)
-    return ppy(tf or timeframe(rt), asset_class)
+    return ppy(tf or timeframe(rt), asset_class, times, rt.settings.backtest.periods_per_year)
 
 
 def asset_class_of(symbols: list[str] | tuple[str, ...], rt: Runtime) -> str:
@@ -492,7 +491,7 @@ def run_sma(rt: Runtime, w: Window, params: dict, s: Any) -> dict:
         bench += np.where(known, alloc * closes[np.maximum(i, 0)] / closes[0], alloc)
         held += np.where(known, res.exposure[np.maximum(i, 0)], False)
     ac = asset_class_of(symbols, rt)
-    ppy = periods_per_year(rt, ac, tf)
+    ppy = periods_per_year(rt, ac, tf, axis.tolist())
     results = [p[3] for p in per]
     metrics = bt.run_metrics(equity, start_equity=float(s.capital), periods_per_year=ppy,
                              pnls=[t.pnl for r in results for t in r.closed], exposure=float(np.mean(held > 0)),
@@ -655,7 +654,9 @@ def collect(rep: ReplayRuntime, start_equity: float, bars: Bars | None = None, s
     traded = st.scalar("SELECT COALESCE(SUM(qty * price), 0) FROM fills") or 0.0
     fees = st.scalar("SELECT COALESCE(SUM(fee), 0) FROM fills") or 0.0
     exposure = float(np.mean([r["positions_value"] > 0 for r in eq[1:]])) if len(eq) > 1 else 0.0
-    ppy = periods_per_year(rep, asset_class_of(symbols or [], rep), tf) if tf else periods_per_year(rep)
+    times = [parse_ts(r["ts"]).timestamp() for r in eq]
+    # over stored bars the curve is marked at the symbols' bar closes; in the sim, every step around the clock
+    ppy = periods_per_year(rep, asset_class_of(symbols or [], rep) if tf else "crypto", tf, times)
     metrics = bt.run_metrics(curve, start_equity=start_equity, periods_per_year=ppy,
                              pnls=[t["pnl"] for t in trades], exposure=exposure, traded_notional=traded, fees=fees)
     open_positions = st.positions()
@@ -666,11 +667,10 @@ def collect(rep: ReplayRuntime, start_equity: float, bars: Bars | None = None, s
     out = {"metrics": metrics, "trades": trades, "open_positions": len(open_positions),
            "equity": [[r["ts"], r["equity"]] for r in eq], "signals": decisions, "orders": orders}
     if bars is not None and symbols and len(eq) > 1:
-        times = [parse_ts(r["ts"]) for r in eq]
         alloc = start_equity / len(symbols)
         bench = np.zeros(len(times))
         for sym in symbols:
-            px = [bars.last_close(sym, t) for t in times]
+            px = [bars.last_close(sym, datetime.fromtimestamp(t, timezone.utc)) for t in times]
             base = next((p for p in px if p is not None), None)
             bench += [alloc if p is None or base is None else alloc * p / base for p in px]
         out["benchmark"] = benchmark_metrics(bench[1:], start_equity, ppy)
