@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -37,6 +38,8 @@ def backtest(
     periods_per_year: float = typer.Option(None, "--periods-per-year", min=1, help="Annualisation override "
                                            "(default backtest.periods_per_year, else the asset class's calendar "
                                            "or the bars' observed spacing)."),
+    curves: bool = typer.Option(False, "--curves", help="With --grid: keep each combination's equity curve "
+                                "in its row and saved result (left out by default: sweeps stay fast)."),
     report: Path = typer.Option(None, "--report", help="Write an offline HTML page with equity and drawdown "
                                 "charts (single runs)."),
 ) -> None:
@@ -62,9 +65,14 @@ def backtest(
         if not w.stored:
             bars_mod.ensure_sim_bars(rt, w.first + 1, w.last)  # once, before the workers read them
         jobs = [{"config": rt.opts.config, "db": rt.db_path, "mode": rt.opts.mode, "strategy": strategy,
-                 "window": w.as_job(), "params": c} for c in combos]
+                 "window": w.as_job(), "params": c, "curves": curves} for c in combos]
         n = workers if workers is not None else rt.settings.backtest.workers
-        rows = LocalProcessExecutor(n).map(replay.grid_job, jobs)
+        if strategy == "sma":  # ~30 ms a combination against ~1 s to start a worker (imports): small sweeps
+            n = max(1, min(n or os.cpu_count() or 1, len(jobs) // replay.SMA_JOBS_PER_WORKER))  # stay here
+        try:
+            rows = LocalProcessExecutor(n).map(replay.grid_job, jobs)
+        finally:
+            replay.release_workers()  # what an in-process sweep kept open here
         span = ({"source": w.source, "timeframe": w.timeframe, "symbols": list(w.symbols), "start": w.start,
                  "end": w.end} if w.stored else {"source": "sim", "start": rt.world.time_of(w.first).isoformat(),
                                                  "end": rt.world.time_of(w.last).isoformat()})

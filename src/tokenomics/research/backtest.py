@@ -41,6 +41,7 @@ from tokenomics.runtime import SIM_CLOCK, Options, Runtime
 from tokenomics.store import Store, iso, parse_ts, utcnow
 
 STRATEGIES = ("sma", "sentiment", "model")
+SMA_JOBS_PER_WORKER = 100  # an SMA sweep starts one more worker process per this many combinations
 CACHE_PREFIX = "score:"
 
 
@@ -88,6 +89,21 @@ class Bars:
         ts, opens, closes = self.data.get(symbol, ([], [], []))
         i, j = bisect.bisect_left(ts, t0.timestamp()), bisect.bisect_right(ts, t1.timestamp())
         return ts[i:j], np.asarray(opens[i:j]), np.asarray(closes[i:j])
+
+
+_BARS_CACHE: dict[tuple, Bars] = {}  # a sweep worker's bars, loaded once for all its combinations
+
+
+def cached_bars(store: Store, source: str, tf: str, step: timedelta, symbols: list[str],
+                since: datetime | None = None, until: datetime | None = None) -> Bars:
+    """Bars for a sweep job: the worker process reads and parses a window's bars once and reuses them
+    for every combination it runs (the key holds the store's newest bar rowid: new bars, new read)."""
+    newest = store.scalar("SELECT MAX(rowid) FROM bars")
+    key = (str(store.path), source, tf, tuple(symbols), since, until, newest)
+    if key not in _BARS_CACHE:
+        _BARS_CACHE.clear()
+        _BARS_CACHE[key] = Bars(store, source, tf, step, symbols, since, until)
+    return _BARS_CACHE[key]
 
 
 # --- the score cache -------------------------------------------------------------------------
@@ -431,7 +447,7 @@ def benchmark_metrics(curve: np.ndarray, start_equity: float, ppy: float) -> dic
             **{k: m[k] for k in keep}}
 
 
-def run_sma(rt: Runtime, w: Window, params: dict, s: Any) -> dict:
+def run_sma(rt: Runtime, w: Window, params: dict, s: Any, curves: bool = True, reuse_bars: bool = False) -> dict:
     unknown = sorted(set(params) - {"symbol", "fast", "slow"})
     if unknown:
         raise UsageProblem(f"sma: unknown parameter(s) {unknown}; use fast, slow, symbol or dotted settings keys")
@@ -450,7 +466,7 @@ def run_sma(rt: Runtime, w: Window, params: dict, s: Any) -> dict:
             raise UsageProblem(f"sma: no {w.source} {w.timeframe} bars of {', '.join(missing)} in the window")
         step = timedelta(seconds=timeframe_seconds(w.timeframe))
         t0, t1 = parse_ts(w.start), parse_ts(w.end) - step
-        bars = Bars(rt.store, w.source, w.timeframe, step, symbols, t0, t1)
+        bars = (cached_bars if reuse_bars else Bars)(rt.store, w.source, w.timeframe, step, symbols, t0, t1)
         tf = w.timeframe
     else:
         for x in symbols:
@@ -458,7 +474,7 @@ def run_sma(rt: Runtime, w: Window, params: dict, s: Any) -> dict:
                 raise UsageProblem(f"symbol {x!r} is not in the universe ({', '.join(s.universe.symbols)})")
         bars_mod.ensure_sim_bars(rt, w.first + 1, w.last)
         step = rt.world.step_delta
-        bars = Bars(rt.store, "sim", timeframe(rt), step, symbols)
+        bars = (cached_bars if reuse_bars else Bars)(rt.store, "sim", timeframe(rt), step, symbols)
         t0, t1 = rt.world.time_of(w.first), rt.world.time_of(w.last - 1)
         tf = timeframe(rt)
     alloc = float(s.capital) / len(symbols)
@@ -474,9 +490,12 @@ def run_sma(rt: Runtime, w: Window, params: dict, s: Any) -> dict:
         costs = bt.Costs(fee=s.broker.fee_bps / 1e4, slippage=s.broker.slippage_bps / 1e4, fill=s.backtest.fill,
                          fractional=s.backtest.fractional, lot=lot_size(ac))
         res = bt.sma_crossover(opens, closes, fast, slow, cash=alloc, costs=costs)
-        bar_time = [iso(datetime.fromtimestamp(t, tz=tz)) for t in ts]
-        trades += [{"symbol": sym, "qty": t.size, "entry_at": bar_time[t.entry_bar], "entry_price": t.entry_price,
-                    "exit_at": bar_time[t.exit_bar] if t.exit_bar is not None else None, "exit_price": t.exit_price,
+
+        def at(i: int | None, ts: list[float] = ts) -> str | None:
+            return None if i is None else datetime.fromtimestamp(ts[i], tz=tz).isoformat(timespec="seconds")
+
+        trades += [{"symbol": sym, "qty": t.size, "entry_at": at(t.entry_bar), "entry_price": t.entry_price,
+                    "exit_at": at(t.exit_bar), "exit_price": t.exit_price,
                     "fees": round(t.fees, 2), "pnl": None if t.pnl is None else round(t.pnl, 2)} for t in res.trades]
         per.append((np.asarray(ts) + step.total_seconds(), closes, res.equity, res))
     # one portfolio: each symbol's equity (its share of the capital) marked at its bars' closes
@@ -497,12 +516,12 @@ def run_sma(rt: Runtime, w: Window, params: dict, s: Any) -> dict:
                              pnls=[t.pnl for r in results for t in r.closed], exposure=float(np.mean(held > 0)),
                              traded_notional=sum(r.traded_notional for r in results),
                              fees=sum(r.fees for r in results))
-    times = [iso(datetime.fromtimestamp(t, tz=tz)) for t in axis]
     out = {"params": {"symbol": symbols[0] if len(symbols) == 1 else ",".join(symbols), "fast": fast, "slow": slow},
-           "metrics": metrics, "trades": trades,
-           "benchmark": benchmark_metrics(bench, float(s.capital), ppy),
-           "equity": [[t, round(float(e), 2)] for t, e in zip(times, equity)],
-           "benchmark_equity": [[t, round(float(e), 2)] for t, e in zip(times, bench)]}
+           "metrics": metrics, "trades": trades, "benchmark": benchmark_metrics(bench, float(s.capital), ppy)}
+    if curves:  # a sweep's rows leave them out unless asked (--curves): tens of thousands of points each
+        times = [iso(datetime.fromtimestamp(t, tz=tz)) for t in axis]
+        out["equity"] = [[t, e] for t, e in zip(times, np.round(equity, 2).tolist())]
+        out["benchmark_equity"] = [[t, e] for t, e in zip(times, np.round(bench, 2).tolist())]
     return out
 
 
@@ -683,15 +702,20 @@ def check_strategy(strategy: str) -> None:
         raise UsageProblem(f"--strategy must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
 
 
-def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: Any | None = None) -> dict:
-    """One backtest. Dotted params (`broker.fee_bps`) override settings; plain ones are the strategy's."""
+def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: Any | None = None,
+                 curves: bool = True, reuse_bars: bool = False) -> dict:
+    """One backtest. Dotted params (`broker.fee_bps`) override settings; plain ones are the strategy's.
+    Without `curves` the equity and benchmark curves are left out (sweeps)."""
     check_strategy(strategy)
     settings = apply_overrides(rt.settings, {k: v for k, v in params.items() if "." in k})
     own = {k: v for k, v in params.items() if "." not in k}
     if strategy == "sma":
-        out = run_sma(rt, w, own, settings)
+        out = run_sma(rt, w, own, settings, curves, reuse_bars)
     else:
         out = run_chain(rt, strategy, w, own, settings, scorer)
+        if not curves:
+            out.pop("equity", None)
+            out.pop("benchmark_equity", None)
     if w.stored:
         span = {"source": w.source, "timeframe": w.timeframe, "symbols": list(w.symbols), "start": w.start,
                 "end": w.end}
@@ -713,7 +737,7 @@ def save(rt: Runtime, result: dict) -> int:
     each other (busy timeout) instead of failing on a stale read snapshot."""
     row = [result["strategy"], json.dumps(result["params"], sort_keys=True), result["start"], result["end"],
            result["steps"], json.dumps(result["metrics"]), json.dumps(result["trades"]),
-           json.dumps(result["equity"]), iso(utcnow())]
+           json.dumps(result.get("equity", [])), iso(utcnow())]
     with rt.store.tx():
         cur = rt.store.execute('INSERT INTO backtests(strategy, params, start, "end", steps, metrics, trades, '
                                'equity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', row)
@@ -750,11 +774,33 @@ def grid_combinations(specs: list[str]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(v for _, v in axes))]
 
 
+_RUNTIMES: dict[tuple, Runtime] = {}  # a sweep worker's runtime (settings parsed, store open), one per store
+
+
 def grid_job(job: dict) -> dict:
-    """One combination of a sweep, in a worker process: open the store, run, save, return a row."""
-    rt = Runtime(Options(config=job["config"], db=job["db"], mode=job["mode"]))
-    try:
-        out = run_backtest(rt, job["strategy"], Window(*job["window"]), job["params"])
-        return {"id": save(rt, finite(out)), **job["params"], **finite(out["metrics"])}
-    finally:
+    """One combination of a sweep, in a worker process: run, save, return a row.
+
+    The worker keeps its runtime and the bars it parsed for the next combination of the same window;
+    the saved result and the row hold no equity curve unless `job["curves"]` (`--curves`)."""
+    key = (str(job["config"]), str(job["db"]), job["mode"])
+    rt = _RUNTIMES.get(key)
+    if rt is None:
+        for old in _RUNTIMES.values():
+            old.close()
+        _RUNTIMES.clear()
+        rt = _RUNTIMES[key] = Runtime(Options(config=job["config"], db=job["db"], mode=job["mode"]))
+    keep = bool(job.get("curves"))
+    out = run_backtest(rt, job["strategy"], Window(*job["window"]), job["params"], curves=keep, reuse_bars=True)
+    out = {k: finite(v) if k in ("metrics", "benchmark", "equity") else v for k, v in out.items()}
+    row = {"id": save(rt, out), **job["params"], **out["metrics"]}
+    if keep:
+        row["equity"] = out.get("equity", [])
+    return row
+
+
+def release_workers() -> None:
+    """Close the runtime a sweep kept open in this process (after an in-process sweep)."""
+    for rt in _RUNTIMES.values():
         rt.close()
+    _RUNTIMES.clear()
+    _BARS_CACHE.clear()
