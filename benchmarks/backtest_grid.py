@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backtest_sma import bars  # noqa: E402
+from backtest_sma import bars  # noqa: E402  (the same walk)
 
 FAST, SLOW = [5, 10, 15, 20], [30, 40, 50, 60, 70]
 

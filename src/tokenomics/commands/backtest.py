@@ -82,7 +82,7 @@ def backtest(
         emit(rt, doc, title="backtest grid")
         return
     with rt.store.run("backtest", rt.mode) as counts:
-        out = replay.finite(replay.run_backtest(rt, strategy, w, combos[0] if combos else {}))
+        out = replay.finite_result(replay.run_backtest(rt, strategy, w, combos[0] if combos else {}))
         out["id"] = replay.save(rt, out)
         counts.update(id=out["id"], trades=len(out["trades"]))
     if report:

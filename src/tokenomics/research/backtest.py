@@ -50,6 +50,24 @@ def timeframe(rt: Runtime) -> str:
     return f"{rt.settings.sim.step_minutes}m"
 
 
+def epoch_seconds(texts: Any) -> np.ndarray:
+    """The store's ISO timestamps (UTC, "+00:00") as epoch seconds, parsed by numpy in one go."""
+    texts = list(texts)
+    if texts and all(t.endswith("+00:00") for t in (texts[0], texts[-1])):
+        try:
+            stamps = np.array([t[:-6] for t in texts], dtype="datetime64[s]")
+            return stamps.astype(np.int64).astype(float)
+        except ValueError:
+            pass
+    return np.array([datetime.fromisoformat(t).timestamp() for t in texts], dtype=float)
+
+
+def iso_seconds(epochs: Any) -> list[str]:
+    """Epoch seconds as the store's ISO text, in one go."""
+    stamps = np.asarray(epochs, dtype=float).astype(np.int64).astype("datetime64[s]")
+    return [t + "+00:00" for t in np.datetime_as_string(stamps, unit="s").tolist()]
+
+
 class Bars:
     """One source's bars as they become known: a bar keyed by its open time t0 closes at t0 + tf."""
 
@@ -67,11 +85,13 @@ class Bars:
         if until is not None:
             sql += " AND ts <= ?"
             args.append(iso(until))
-        for sym, ts_text, o, c in store.execute(sql + " ORDER BY symbol, ts", args).fetchall():
-            ts, opens, closes = self.data.setdefault(sym, ([], [], []))
-            ts.append(datetime.fromisoformat(ts_text).timestamp())
-            opens.append(o)
-            closes.append(c)
+        rows = store.execute(sql + " ORDER BY symbol, ts", args).fetchall()
+        if rows:
+            syms, texts, opens, closes = zip(*rows)
+            epochs = epoch_seconds(texts)
+            cuts = [0] + [i for i in range(1, len(syms)) if syms[i] != syms[i - 1]] + [len(syms)]
+            for a, b in zip(cuts, cuts[1:]):
+                self.data[syms[a]] = (epochs[a:b].tolist(), list(opens[a:b]), list(closes[a:b]))
 
     def last_close(self, symbol: str, t: datetime) -> float | None:
         """Close of the last bar closed at or before t."""
@@ -363,10 +383,10 @@ def resolve_source(rt: Runtime, source: str | None, tf: str | None,
 
 
 def stored_clock(store: Store, source: str, tf: str, symbols: tuple[str, ...], start: datetime | None,
-                 end: datetime | None) -> list[datetime]:
+                 end: datetime | None, as_epochs: bool = False) -> list[datetime] | np.ndarray:
     """The replay's moments over stored bars: the first bar's open, then every bar's close, of the
     bars opening at or after `start` and closing by `end`."""
-    step = timedelta(seconds=timeframe_seconds(tf))
+    step = timeframe_seconds(tf)
     sql = (f"SELECT DISTINCT ts FROM bars WHERE source = ? AND timeframe = ? "
            f"AND symbol IN ({', '.join('?' * len(symbols))})")
     args: list[Any] = [source, tf, *symbols]
@@ -375,11 +395,12 @@ def stored_clock(store: Store, source: str, tf: str, symbols: tuple[str, ...], s
         args.append(iso(start))
     if end is not None:
         sql += " AND ts <= ?"
-        args.append(iso(end - step))
-    opens = [datetime.fromisoformat(r[0]) for r in store.execute(sql + " ORDER BY ts", args).fetchall()]
-    if not opens:
-        return []
-    return sorted({opens[0], *(t + step for t in opens)})
+        args.append(iso(end - timedelta(seconds=step)))
+    opens = epoch_seconds(r[0] for r in store.execute(sql, args).fetchall())
+    clock = np.unique(np.concatenate([opens[:1], opens + step])) if len(opens) else opens
+    if as_epochs:
+        return clock
+    return [datetime.fromtimestamp(t, timezone.utc) for t in clock.tolist()]
 
 
 def window(rt: Runtime, start: str | None, end: str | None, steps: int | None, *, source: str | None = None,
@@ -390,7 +411,7 @@ def window(rt: Runtime, start: str | None, end: str | None, steps: int | None, *
     if source != "sim":
         t0 = _when(start, "--start") if start else None
         t1 = _when(end, "--end") if end else None
-        clock = stored_clock(rt.store, source, tf, syms, t0, t1)
+        clock = stored_clock(rt.store, source, tf, syms, t0, t1, as_epochs=True)
         note = None
         if steps and not start:
             if len(clock) - 1 < steps:
@@ -400,7 +421,8 @@ def window(rt: Runtime, start: str | None, end: str | None, steps: int | None, *
             raise UsageProblem(f"empty backtest window: no {source} {tf} bars of {', '.join(syms)} between "
                                f"{start or 'the first'} and {end or 'the last'}",
                                hint="widen --start/--end (the window defaults to the stored range)")
-        return Window(0, len(clock) - 1, source, tf, syms, iso(clock[0]), iso(clock[-1]), note)
+        first, last = iso_seconds([clock[0], clock[-1]])
+        return Window(0, len(clock) - 1, source, tf, syms, first, last, note)
 
     now_step = rt.sim_step()
     sim = rt.settings.sim
@@ -519,7 +541,7 @@ def run_sma(rt: Runtime, w: Window, params: dict, s: Any, curves: bool = True, r
     out = {"params": {"symbol": symbols[0] if len(symbols) == 1 else ",".join(symbols), "fast": fast, "slow": slow},
            "metrics": metrics, "trades": trades, "benchmark": benchmark_metrics(bench, float(s.capital), ppy)}
     if curves:  # a sweep's rows leave them out unless asked (--curves): tens of thousands of points each
-        times = [iso(datetime.fromtimestamp(t, tz=tz)) for t in axis]
+        times = iso_seconds(axis)
         out["equity"] = [[t, e] for t, e in zip(times, np.round(equity, 2).tolist())]
         out["benchmark_equity"] = [[t, e] for t, e in zip(times, np.round(bench, 2).tolist())]
     return out
@@ -744,6 +766,14 @@ def save(rt: Runtime, result: dict) -> int:
         return int(cur.lastrowid)
 
 
+CURVES = ("equity", "benchmark_equity")
+
+
+def finite_result(out: dict) -> dict:
+    """A result made JSON-safe: its numbers, except the curves (finite by construction, and long)."""
+    return {k: v if k in CURVES else finite(v) for k, v in out.items()}
+
+
 def finite(value: Any) -> Any:
     """JSON has no NaN or infinity: those become null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -791,7 +821,7 @@ def grid_job(job: dict) -> dict:
         rt = _RUNTIMES[key] = Runtime(Options(config=job["config"], db=job["db"], mode=job["mode"]))
     keep = bool(job.get("curves"))
     out = run_backtest(rt, job["strategy"], Window(*job["window"]), job["params"], curves=keep, reuse_bars=True)
-    out = {k: finite(v) if k in ("metrics", "benchmark", "equity") else v for k, v in out.items()}
+    out = finite_result(out)
     row = {"id": save(rt, out), **job["params"], **out["metrics"]}
     if keep:
         row["equity"] = out.get("equity", [])
