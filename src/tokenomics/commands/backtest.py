@@ -7,9 +7,25 @@ from pathlib import Path
 
 import typer
 
-from tokenomics.output import emit
+from tokenomics.output import check_writable, emit
 
 app = typer.Typer()
+
+
+def _check_grid(rt, combos: list[dict]) -> None:
+    """Every combination's values, checked before any run (a worker must not be the one to find out)."""
+    from tokenomics.core.errors import UsageProblem
+    from tokenomics.research import backtest as replay
+
+    for combo in combos:
+        for key in ("fast", "slow"):
+            value = combo.get(key)
+            if key in combo and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UsageProblem(f"--grid {key}={value}: a whole number of bars >= 1", hint="--grid fast=5,10")
+        for key in ("symbol", "model"):
+            if key in combo and not isinstance(combo[key], str):
+                raise UsageProblem(f"--grid {key}={combo[key]}: a name", hint=f"--grid {key}=...")
+        replay.apply_overrides(rt.settings, {k: v for k, v in combo.items() if "." in k})
 
 
 @app.command()
@@ -54,6 +70,9 @@ def backtest(
     rt = ctx.obj
     replay.check_strategy(strategy)
     combos = replay.grid_combinations(grid or [])
+    _check_grid(rt, combos)
+    if report:
+        check_writable(report, "--report")  # before the run, not after it
     if periods_per_year:
         combos = [{**c, "backtest.periods_per_year": periods_per_year} for c in combos or [{}]]
     w = replay.window(rt, start, end, steps, source=source, tf=timeframe, symbols=symbol)

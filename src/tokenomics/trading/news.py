@@ -42,6 +42,7 @@ def store_articles(rt: Runtime, articles: list[Article]) -> tuple[int, int]:
     """Insert the articles not stored yet; a syndicated copy (same headline and symbols within
     news.dedup_minutes of a stored or earlier one, any provider) is stored as status 'duplicate' with
     duplicate_of = the first copy, so it is never scored. Returns (new, of which duplicates)."""
+    articles = admit(rt, articles)
     now, st = rt.now(), rt.store
     window = timedelta(minutes=rt.settings.news.dedup_minutes)
     with st.tx():
@@ -64,6 +65,38 @@ def store_articles(rt: Runtime, articles: list[Article]) -> tuple[int, int]:
     return new, len(copies)
 
 
+TRUNCATED = "…[truncated]"
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
+
+
+def admit(rt: Runtime, articles: list[Article]) -> list[Article]:
+    """The gate every article passes before the store (fetch-news of any provider, `score -`): one dated
+    after now (beyond news.max_future_seconds of clock skew) is rejected, as it would never go stale;
+    headlines and summaries longer than news.max_headline_chars / max_summary_chars are cut with a marker."""
+    s = rt.settings.news
+    latest = rt.now() + timedelta(seconds=s.max_future_seconds)
+    kept, future, cut = [], [], 0
+    for a in articles:
+        if a.created_at > latest:
+            future.append(a)
+            continue
+        headline, summary = _cap(a.headline, s.max_headline_chars), _cap(a.summary, s.max_summary_chars)
+        if (headline, summary) != (a.headline, a.summary):
+            cut += 1
+            a = replace(a, headline=headline, summary=summary)
+        kept.append(a)
+    if future:
+        app_log.warning("rejected %d article(s) dated after now (%s), e.g. %s at %s", len(future), iso(rt.now()),
+                        future[0].id[:80], iso(future[0].created_at), extra={"step": "news", "rejected": len(future)})
+    if cut:
+        app_log.warning("truncated %d article(s) longer than news.max_headline_chars (%d) / max_summary_chars (%d)",
+                        cut, s.max_headline_chars, s.max_summary_chars, extra={"step": "news", "truncated": cut})
+    return kept
+
+
 def relevant(articles: list[Article], symbols: set[str]) -> list[Article]:
     """Keep only the watched symbols of each article, and only articles that name one."""
     out = []
@@ -80,7 +113,7 @@ def watched(rt: Runtime) -> set[str]:
 
 def fetch_news(rt: Runtime) -> dict:
     provider = rt.news_provider()
-    articles = relevant(provider.fetch(rt.store), watched(rt))
+    articles = admit(rt, relevant(provider.fetch(rt.store), watched(rt)))
     with rt.store.tx():
         new, duplicates = store_articles(rt, articles)
         provider.commit(rt.store)
@@ -128,7 +161,7 @@ def score(rt: Runtime, limit: int = 1000) -> dict:
     for s in scores:
         by_sentiment[s.sentiment] = by_sentiment.get(s.sentiment, 0) + 1
         decisions_log.info(
-            "scored", extra={"article_id": s.article_id, "headline": by_id[s.article_id].headline,
+            "scored", extra={"article_id": s.article_id, "headline": _cap(by_id[s.article_id].headline, 200),
                              "symbol": s.symbol, "scorer": s.scorer, "sentiment": s.sentiment,
                              "conviction": s.conviction, "reason": s.reason},
         )
