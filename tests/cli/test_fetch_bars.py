@@ -12,7 +12,10 @@ def test_sim_bars_are_stored_once_and_only_up_to_now(cli):
     btc = next(r for r in first["rows"] if r["symbol"] == "BTC/USD")
     assert btc["timeframe"] == "60m" and btc["new"] == 500  # crypto trades every step up to the sim's now
     aapl = next(r for r in first["rows"] if r["symbol"] == "AAPL")
-    assert 0 < aapl["new"] < 500 and aapl["gaps"] > 0  # equities only in NYSE sessions
+    assert 0 < aapl["new"] < 500  # equities trade only in NYSE sessions: nights and weekends are no gaps, but
+    # the sim's bars close at its steps, so the session's last hour (20:00-21:00 UTC in winter) has none
+    assert aapl["gaps"] > 0 and all(g["missing"] == 1 and g["after"].endswith("T19:00:00+00:00")
+                                    for g in aapl["gap_list"])
     status = cli.json("status")
     assert btc["last"] < status["now"]  # the newest bar is one that has closed
     again = cli.json("fetch-bars", "--source", "sim", "--symbol", "BTC/USD", "--symbol", "AAPL")
@@ -25,14 +28,14 @@ def test_sim_bars_are_stored_once_and_only_up_to_now(cli):
 def test_csv_import_detects_columns_and_is_idempotent(cli):
     (cli.cwd / "bars.csv").write_text(
         "Date,Open,High,Low,Close,Volume\n"
-        "2024-03-01 00:00:00,10,11,9,10.5,100\n"
-        "2024-03-01 01:00:00,10.5,12,10,11,120\n"
-        "2024-03-01 03:00:00,11,11.5,10.5,11.2,90\n"
+        "2024-03-01 15:00:00,10,11,9,10.5,100\n"
+        "2024-03-01 16:00:00,10.5,12,10,11,120\n"
+        "2024-03-01 18:00:00,11,11.5,10.5,11.2,90\n"
     )
     out = cli.json("fetch-bars", "--source", "file", "--file", "bars.csv", "--symbol", "xyz", "-t", "1h")
     assert out["new"] == 3 and out["rows"][0]["symbol"] == "XYZ"
     assert out["rows"][0]["gaps"] == 1 and out["rows"][0]["missing_bars"] == 1
-    assert out["rows"][0]["last"] == "2024-03-01T03:00:00+00:00"
+    assert out["rows"][0]["last"] == "2024-03-01T18:00:00+00:00"
     assert cli.json("fetch-bars", "--source", "file", "--file", "bars.csv", "--symbol", "XYZ", "-t", "1h")["new"] == 0
 
 
@@ -83,3 +86,19 @@ def test_alpaca_bars_from_config_are_stored_once_and_errors_name_the_symbol(cli)
         assert bad.returncode == 2 and "--timeframe" in bad.stderr and len(fake.bar_queries) == asked
         nokeys = cli("fetch-bars", env={"ALPACA_API_KEY": "", "ALPACA_SECRET_KEY": ""})
         assert nokeys.returncode == 2 and "ALPACA_API_KEY" in nokeys.stderr
+
+
+def test_gaps_are_counted_against_the_asset_class_calendar(cli):
+    """Daily GOOG (shipped with backtesting.py): weekends and NYSE holidays are no gaps (once 463);
+    a session day taken out is one."""
+    import pytest
+
+    pytest.importorskip("backtesting")
+    from backtesting.test import GOOG
+
+    df = GOOG.rename_axis("Date").drop(GOOG.index[100])
+    df.to_csv(cli.cwd / "goog.csv")
+    out = cli.json("fetch-bars", "--source", "file", "--file", "goog.csv", "--symbol", "GOOG", "-t", "1d")
+    row = out["rows"][0]
+    assert (row["gaps"], row["missing_bars"]) == (1, 1)
+    assert row["gap_list"][0]["after"].startswith(str(GOOG.index[99].date()))

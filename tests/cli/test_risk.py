@@ -45,7 +45,7 @@ def test_risk_json_prints_every_metric_matching_empyrical(cli):
 def test_risk_over_sim_bars_with_weights_and_plots(cli):
     doc = cli.json("risk", "--symbols", "AAPL,MSFT", "--weights", "0.25,0.75", "--plot", "plots")
     assert doc["basis"] == "bars" and doc["timeframe"] == "60m" and doc["observations"] > 50
-    assert doc["periods_per_year"] == pytest.approx(252 * 6.5)
+    assert doc["periods_per_year"] == pytest.approx(252 * 6)  # the sim's equities: 6 hourly bars a session
     for name in ("equity.png", "drawdown.png"):
         data = (cli.cwd / "plots" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
@@ -100,3 +100,22 @@ def test_risk_on_the_sim_account_after_a_run_matches_empyrical(cli):
     assert doc["var_historical"] == pytest.approx(ep.value_at_risk(r, 0.05), abs=1e-6)
     assert doc["cvar_historical"] == pytest.approx(ep.conditional_value_at_risk(r, 0.05), abs=1e-6)
     assert len(doc["rolling"]) == len(r) - 19
+
+
+def test_risk_reads_one_named_source_never_two_mixed(cli):
+    """sim and file bars of BTC/USD at 60m in one store once made one series spanning 2017-2026
+    (a total return of 48,508,955): every series now names its source."""
+    cli.json("fetch-bars", "--source", "sim", "--symbol", "BTC/USD")
+    rows = ["ts,open,high,low,close"] + [f"2017-01-{1 + i // 24:02d}T{i % 24:02d}:00:00Z,{1000 + i},{1001 + i},"
+                                         f"{999 + i},{1000.5 + i}" for i in range(200)]
+    (cli.cwd / "btc.csv").write_text("\n".join(rows) + "\n")
+    cli.json("fetch-bars", "--source", "file", "--file", "btc.csv", "--symbol", "BTC/USD", "-t", "60m")
+    proc = cli("risk", "--symbols", "BTC/USD", "--timeframe", "60m", "--lookback", "600")
+    assert proc.returncode == 2 and "several sources (file, sim)" in proc.stderr and "--source" in proc.stderr
+    file = cli.json("risk", "--symbols", "BTC/USD", "--timeframe", "60m", "--lookback", "600", "--source", "file")
+    assert file["start"].startswith("2017-01-01") and file["end"].startswith("2017-01-09")
+    assert file["observations"] == 199 and abs(file["total_return"]) < 1
+    sim = cli.json("risk", "--symbols", "BTC/USD", "--timeframe", "60m", "--source", "sim")
+    assert sim["start"] >= "2026-01-01" and sim["periods_per_year"] == 8760
+    assert cli.json("risk", "--symbols", "BTC/USD", "--timeframe", "60m", "--source", "sim",
+                    "--periods-per-year", "1000")["periods_per_year"] == 1000

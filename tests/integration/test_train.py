@@ -105,3 +105,29 @@ def test_prediction_refuses_another_feature_set(store, tmp_path, monkeypatch):
     monkeypatch.setattr(F, "FEATURE_VERSION", F.FEATURE_VERSION + 1)  # the definitions changed since training
     with pytest.raises(UsageProblem, match="definitions v2"):
         model.predict_latest(df)
+
+
+def test_cards_trade_per_symbol_and_a_random_walk_model_does_not_beat_real_buy_and_hold(tmp_path):
+    """On random walks there is nothing to find: averaged over folds and symbols, the model's net
+    return does not beat buy-and-hold (entered once per fold, costs paid once each way). The card
+    once compounded overlapping positions across symbols and made buy-and-hold re-enter every
+    horizon (-0.99996), so every model seemed to win."""
+    s = Store.open(tmp_path / "rw.db")
+    for k, sym in enumerate(("AAA", "BBB", "CCC", "DDD")):
+        fill(s, sym, 1500, 100 + k)
+    card = train(s, tmp_path, symbols=["AAA", "BBB", "CCC", "DDD"], folds=5, min_probability=0.5)
+    s.close()
+    folds = card["metrics"]["folds"]
+    assert len(folds) == 5
+    edge = []
+    for f in folds:
+        per = f["per_symbol"]
+        assert set(per) == {"AAA", "BBB", "CCC", "DDD"}
+        assert f["net_return"] == pytest.approx(np.mean([p["net_return"] for p in per.values()]), abs=1e-6)
+        assert f["trades"] == sum(p["trades"] for p in per.values())
+        for p in per.values():
+            assert -0.5 < p["buy_and_hold_net_return"] < 0.5  # a few weeks of a 1 %-an-hour walk, not -0.99996
+            edge.append(p["net_return"] - p["buy_and_hold_net_return"])
+    assert np.mean(edge) < 0.01
+    assert card["metrics"]["mean"]["buy_and_hold_net_return"] == pytest.approx(
+        np.mean([f["buy_and_hold_net_return"] for f in folds]), abs=1e-4)

@@ -69,6 +69,26 @@ def test_annualisation_per_timeframe(tf, ac, ppy):
     assert m.periods_per_year(tf, ac) == pytest.approx(ppy)
 
 
+def test_annualisation_follows_the_bars_where_they_depart_from_the_calendar():
+    import numpy as np
+
+    pytest.importorskip("backtesting")
+    from backtesting.test import EURUSD, GOOG
+
+    goog = [t.timestamp() for t in GOOG.index]
+    assert m.periods_per_year("1d", "equity", goog) == 252  # 251.8 sessions a year: the calendar's 252
+    eur = [t.timestamp() for t in EURUSD.index]  # hourly FX, ~5 days a week around the clock
+    assert m.periods_per_year("1h", "equity", eur) == pytest.approx(len(eur) * 365.25 / ((eur[-1] - eur[0]) / 86400
+                                                                                         + 1 / 24))
+    # six hourly bars a session (the sim's equities) for 20 days: 252 x 6, not 252 x 6.5
+    t0 = 1767625200  # 2026-01-05 15:00 UTC, a Monday
+    sim = [t0 + d * 86400 + h * 3600 for d in range(20) if (d % 7) < 5 for h in range(6)]
+    assert m.periods_per_year("60m", "equity", sim) == 252 * 6
+    crypto = list(np.arange(0, 400 * 86400, 3600.0))
+    assert m.periods_per_year("1h", "crypto", crypto) == 8760  # 365.25 days observed: the calendar's 365
+    assert m.periods_per_year("1h", "crypto", crypto, override=1234) == 1234
+
+
 def test_portfolio_returns_are_weighted_sums():
     r = np.array([[0.01, 0.03], [-0.02, 0.0]])
     assert m.portfolio_returns(r, np.array([0.5, 0.5])).tolist() == pytest.approx([0.02, -0.01])

@@ -56,3 +56,53 @@ def test_model_entry_rules():
     assert ml.decide_model_entry(probability=0.7, **{**base, "held": True}).status == "skipped"
     assert "older" in ml.decide_model_entry(probability=0.7, **{**base, "stale": True}).reason
     assert ml.decide_model_entry(probability=0.7, **{**base, "open_slots": 0}).reason.startswith("capacity")
+
+
+def _pooled_equity_and_crypto(h: int):
+    """Hourly crypto around the clock and an equity with 7 bars a weekday session, pooled by time."""
+    hour = np.timedelta64(1, "h")
+    t0 = np.datetime64("2025-01-06T00:00")
+    crypto = t0 + np.arange(24 * 60) * hour
+    days = [t0 + np.timedelta64(d, "D") for d in range(60) if d % 7 < 5]
+    equity = np.array([d + np.timedelta64(14, "h") + k * hour for d in days for k in range(7)])
+    ts, label_end, group = [], [], []
+    for g, series in enumerate((crypto, equity)):
+        ts.append(series[:-h])
+        label_end.append(series[h:])
+        group.append(np.full(len(series) - h, g))
+    ts, label_end, group = map(np.concatenate, (ts, label_end, group))
+    order = np.argsort(ts, kind="stable")
+    return ts[order], label_end[order], group[order]
+
+
+@pytest.mark.parametrize("scheme", ["walk-forward", "purged"])
+def test_time_splits_purge_each_symbols_label_window_in_time(scheme):
+    h, e = 5, 10
+    ts, label_end, group = _pooled_equity_and_crypto(h)
+    splits = ml.time_splits(ts, label_end, group, scheme, 5, e)
+    assert len(splits) == 5
+    for train, test in splits:
+        t_a, t_b = ts[test].min(), ts[test].max()
+        assert not set(train) & set(test)
+        leaking = (ts[train] <= t_b) & (label_end[train] >= t_a)
+        assert not leaking.any()  # no training label reaches into the test block, nights included
+        if scheme == "walk-forward":
+            assert ts[train].max() < t_a
+        else:  # each symbol's first `e` rows after the block are embargoed
+            for g in (0, 1):
+                after = np.sort(ts[(group == g) & (ts > t_b)])
+                kept = set(ts[train][group[train] == g])
+                assert not kept & set(after[:e]) and (len(after) <= e or after[e] in kept)
+    # the positional purge of the pooled axis let equity labels leak over nights and weekends
+    times = np.unique(ts)
+    rank = np.searchsorted(times, ts)
+    leaks = 0
+    for tr, te in ml.walk_forward_splits(len(times), 5, h):
+        train = np.isin(rank, tr)
+        leaks += int(((label_end[train] >= times[te[0]])).sum())
+    assert leaks > 0
+
+
+def test_buy_and_hold_enters_once_and_pays_costs_once_each_way():
+    assert ml.buy_and_hold(np.array([100.0, 50.0, 110.0]), 0.01) == pytest.approx(0.99 * 1.1 * 0.99 - 1)
+    assert ml.buy_and_hold(np.array([100.0]), 0.01) == 0.0

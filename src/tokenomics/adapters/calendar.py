@@ -67,6 +67,13 @@ class MarketCalendar:
         j = bisect.bisect_right(self.opens, end.timestamp())
         return max(j - i, 0)
 
+    def trades_during(self, asset_class: str, start: datetime, end: datetime) -> bool:
+        """Whether the market is open at some moment of [start, end) (a bar of that period should exist)."""
+        if asset_class == "crypto":
+            return True
+        i = bisect.bisect_left(self.opens, end.timestamp()) - 1  # the last session opening before end
+        return i >= 0 and self.closes[i] > start.timestamp()
+
     def open_mask(self, times_epoch: list[int]) -> list[bool]:
         out = []
         for t in times_epoch:

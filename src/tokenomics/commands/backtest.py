@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -50,6 +51,11 @@ def backtest(
                                    "fast/slow/symbol for sma, or any dotted setting such as sentiment.min_conviction."),
     workers: int = typer.Option(None, "--workers", min=0, help="Processes for --grid (default: backtest.workers; "
                                 "0 = one per CPU)."),
+    periods_per_year: float = typer.Option(None, "--periods-per-year", min=1, help="Annualisation override "
+                                           "(default backtest.periods_per_year, else the asset class's calendar "
+                                           "or the bars' observed spacing)."),
+    curves: bool = typer.Option(False, "--curves", help="With --grid: keep each combination's equity curve "
+                                "in its row and saved result (left out by default: sweeps stay fast)."),
     report: Path = typer.Option(None, "--report", help="Write an offline HTML page with equity and drawdown "
                                 "charts (single runs)."),
 ) -> None:
@@ -67,6 +73,8 @@ def backtest(
     _check_grid(rt, combos)
     if report:
         check_writable(report, "--report")  # before the run, not after it
+    if periods_per_year:
+        combos = [{**c, "backtest.periods_per_year": periods_per_year} for c in combos or [{}]]
     w = replay.window(rt, start, end, steps, source=source, tf=timeframe, symbols=symbol)
     if len(combos) > 1:
         if report:
@@ -76,9 +84,14 @@ def backtest(
         if not w.stored:
             bars_mod.ensure_sim_bars(rt, w.first + 1, w.last)  # once, before the workers read them
         jobs = [{"config": rt.opts.config, "db": rt.db_path, "mode": rt.opts.mode, "strategy": strategy,
-                 "window": w.as_job(), "params": c} for c in combos]
+                 "window": w.as_job(), "params": c, "curves": curves} for c in combos]
         n = workers if workers is not None else rt.settings.backtest.workers
-        rows = LocalProcessExecutor(n).map(replay.grid_job, jobs)
+        if strategy == "sma":  # ~30 ms a combination against ~1 s to start a worker (imports): small sweeps
+            n = max(1, min(n or os.cpu_count() or 1, len(jobs) // replay.SMA_JOBS_PER_WORKER))  # stay here
+        try:
+            rows = LocalProcessExecutor(n).map(replay.grid_job, jobs)
+        finally:
+            replay.release_workers()  # what an in-process sweep kept open here
         span = ({"source": w.source, "timeframe": w.timeframe, "symbols": list(w.symbols), "start": w.start,
                  "end": w.end} if w.stored else {"source": "sim", "start": rt.world.time_of(w.first).isoformat(),
                                                  "end": rt.world.time_of(w.last).isoformat()})
@@ -88,7 +101,7 @@ def backtest(
         emit(rt, doc, title="backtest grid")
         return
     with rt.store.run("backtest", rt.mode) as counts:
-        out = replay.finite(replay.run_backtest(rt, strategy, w, combos[0] if combos else {}))
+        out = replay.finite_result(replay.run_backtest(rt, strategy, w, combos[0] if combos else {}))
         out["id"] = replay.save(rt, out)
         counts.update(id=out["id"], trades=len(out["trades"]))
     if report:

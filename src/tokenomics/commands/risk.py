@@ -18,6 +18,11 @@ def risk(
     weights: str = typer.Option(None, "--weights", help="Comma-separated weights for --symbols, summing to 1 "
                                 "(default: equal)."),
     timeframe: str = typer.Option(None, "--timeframe", help="Bar timeframe for --symbols (default: the sim's, 60m)."),
+    source: str = typer.Option(None, "--source", help="Where --symbols' bars come from: file, ccxt (or "
+                               "ccxt:<exchange>), alpaca or sim (default: the only source holding them; two "
+                               "sources are never mixed)."),
+    periods_per_year: float = typer.Option(None, "--periods-per-year", min=1, help="Annualisation override "
+                                           "(default: the asset class's calendar, or the bars' observed spacing)."),
     lookback: int = typer.Option(1000, "--lookback", min=2, help="Bars per symbol to use."),
     window: int = typer.Option(None, "--window", help="Periods per rolling window (default risk.metrics_window)."),
     confidence: float = typer.Option(None, "--confidence", help="VaR/CVaR confidence (default risk.var_confidence)."),
@@ -32,7 +37,8 @@ def risk(
     if plot is not None:
         check_writable(plot, "--plot", directory=True)
     doc, ts, r = risk_report.risk_report(rt, symbols=symbols, weights=weights, timeframe=timeframe,
-                                     lookback=lookback, window=window, confidence=confidence)
+                                     lookback=lookback, window=window, confidence=confidence, source=source,
+                                     periods_per_year=periods_per_year)
     if plot is not None:
         title = ",".join(doc["symbols"]) if doc["symbols"] else "account equity"
         doc["plots"] = risk_report.plot(ts, r, plot, title)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 _TF = re.compile(r"^(\d+)([mhdw])$")
@@ -17,11 +18,20 @@ def timeframe_seconds(tf: str) -> int:
     return int(m.group(1)) * _UNIT[m.group(2)]
 
 
-def find_gaps(times: list[datetime], tf_seconds: int) -> list[dict]:
-    """Holes in a sorted series of bar open times: each with the bars around it and how many are missing."""
+def find_gaps(times: list[datetime], tf_seconds: int,
+              expected: Callable[[datetime, datetime], bool] | None = None) -> list[dict]:
+    """Holes in a sorted series of bar open times: each with the bars around it and how many are missing.
+
+    `expected(t0, t1)` says whether a bar [t0, t1) should exist (its market trades then: an equity's
+    sessions); without it every period should have a bar (crypto, 24/7). A hole that only spans
+    closed periods (nights, weekends, holidays) is no gap."""
     step = timedelta(seconds=tf_seconds)
     gaps = []
     for a, b in zip(times, times[1:]):
         if b - a > step:
-            gaps.append({"after": a.isoformat(), "before": b.isoformat(), "missing": int((b - a) / step) - 1})
+            holes = int((b - a) / step) - 1
+            if expected is not None:
+                holes = sum(1 for k in range(1, holes + 1) if expected(a + k * step, a + (k + 1) * step))
+            if holes:
+                gaps.append({"after": a.isoformat(), "before": b.isoformat(), "missing": holes})
     return gaps

@@ -44,20 +44,36 @@ def timeframe_minutes(timeframe: str) -> int:
     raise ValueError(f"unknown timeframe {timeframe!r} (use e.g. 1m, 60m, 1h, 1d, 1w)")
 
 
-def periods_per_year(timeframe: str, asset_class: str = "equity") -> float:
-    """Annualisation factor of bars of one timeframe.
+def periods_per_year(timeframe: str, asset_class: str = "equity", times: list[float] | None = None,
+                     override: float | None = None) -> float:
+    """Annualisation factor of bars of one timeframe: trading days a year times bars a day.
 
-    Equities: 252 trading days of 6.5 hours (daily bars: 252, weekly: 52). Crypto trades 24/7:
-    365 days (daily: 365, hourly: 8760).
-    """
+    The asset class's calendar gives both: equities 252 sessions of 6.5 hours (daily bars: 252,
+    weekly: 52), crypto 365 days around the clock (daily: 365, hourly: 8760). Given the bars' open
+    times (epoch seconds), what the series shows wins where it departs from that calendar: the
+    median number of bars per UTC date when 3 % off (the sim's equities have 6 hourly bars a
+    session, Alpaca's 7), and, over at least 90 days, the bars per year when 1 % off (hourly FX:
+    about 260 days of 24 bars, not a US equity's 252 of 6.5). `override` replaces it all."""
+    if override:
+        return float(override)
     minutes = timeframe_minutes(timeframe)
     if minutes >= 7 * 24 * 60:
         return 52.0 * 7 * 24 * 60 / minutes
-    if asset_class == "crypto":
-        return MINUTES_PER_YEAR_24_7 / minutes
-    if minutes >= 24 * 60:
-        return TRADING_DAYS * 24 * 60 / minutes
-    return EQUITY_MINUTES_PER_YEAR / minutes
+    days = 365.0 if asset_class == "crypto" else float(TRADING_DAYS)
+    per_day = 24 * 60 / minutes if asset_class == "crypto" or minutes >= 24 * 60 else EQUITY_MINUTES_PER_YEAR / (
+        TRADING_DAYS * minutes)
+    if times is not None and len(times) >= 3:
+        t = np.asarray(times, dtype=float)
+        _, counts = np.unique(np.floor(t / 86400), return_counts=True)
+        seen = float(np.median(counts))
+        if minutes < 24 * 60 and abs(seen / per_day - 1) > 0.03:
+            per_day = seen
+        span_days = (t.max() - t.min()) / 86400 + minutes / 1440
+        if span_days >= 90:
+            seen_total = len(t) * 365.25 / span_days
+            if abs(seen_total / (days * per_day) - 1) > 0.01:
+                return seen_total
+    return days * per_day
 
 
 def periods_per_year_from_spacing(seconds: float) -> float:

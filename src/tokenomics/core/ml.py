@@ -82,3 +82,43 @@ def decide_model_entry(*, probability: float, min_probability: float, held: bool
         return SignalDecision("skipped", "latest bar older than ml.max_bar_age_bars")
     return book_check(held=held, pending=pending, open_slots=open_slots, tradable=tradable) or \
         SignalDecision("new", f"probability {probability:.3f} >= {min_probability}")
+
+
+def time_splits(ts: np.ndarray, label_end: np.ndarray, group: np.ndarray, scheme: str, folds: int,
+                embargo: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Row splits of a pooled multi-symbol dataset, purged per symbol in time.
+
+    Test blocks are contiguous blocks of the pooled time axis (walk-forward: folds + 1 blocks, each
+    after the first tested on everything before it; purged: k blocks, trained on both sides). A
+    training row is purged when its own label window [ts, label_end] (its symbol's bar `horizon`
+    bars later: over a night or a weekend for an equity) reaches the test block's time span; in
+    purged k-fold, each symbol's first `embargo` rows after the block are dropped too. Counting in
+    positions of the pooled axis instead let equity labels reach into the test block."""
+    ts, label_end, group = np.asarray(ts), np.asarray(label_end), np.asarray(group)
+    times = np.unique(ts)
+    rank = np.searchsorted(times, ts)
+    walk = scheme == "walk-forward"
+    blocks = _blocks(len(times), folds + 1 if walk else folds)
+    out = []
+    for a, b in blocks[1:] if walk else blocks:
+        if b <= a:
+            continue
+        t_a, t_b = times[a], times[b - 1]
+        test = (rank >= a) & (rank < b)
+        train = (rank < a) if walk else ~test
+        train &= ~((ts <= t_b) & (label_end >= t_a))  # a label window that reaches the block
+        if not walk and embargo:
+            for g in np.unique(group):
+                mine = np.flatnonzero((group == g) & (ts > t_b))
+                if len(mine):
+                    train[mine[np.argsort(ts[mine], kind="stable")][:embargo]] = False
+        if train.any():
+            out.append((np.flatnonzero(train), np.flatnonzero(test)))
+    return out
+
+
+def buy_and_hold(close: np.ndarray, cost_rate: float) -> float:
+    """Enter once at the first close, exit at the last, paying cost_rate each way."""
+    if len(close) < 2:
+        return 0.0
+    return (1.0 - cost_rate) * float(close[-1] / close[0]) * (1.0 - cost_rate) - 1.0

@@ -41,12 +41,31 @@ from tokenomics.runtime import SIM_CLOCK, Options, Runtime
 from tokenomics.store import Store, iso, parse_ts, utcnow
 
 STRATEGIES = ("sma", "sentiment", "model")
+SMA_JOBS_PER_WORKER = 100  # an SMA sweep starts one more worker process per this many combinations
 CACHE_PREFIX = "score:"
 
 
 # --- history in the main store ---------------------------------------------------------------
 def timeframe(rt: Runtime) -> str:
     return f"{rt.settings.sim.step_minutes}m"
+
+
+def epoch_seconds(texts: Any) -> np.ndarray:
+    """The store's ISO timestamps (UTC, "+00:00") as epoch seconds, parsed by numpy in one go."""
+    texts = list(texts)
+    if texts and all(t.endswith("+00:00") for t in (texts[0], texts[-1])):
+        try:
+            stamps = np.array([t[:-6] for t in texts], dtype="datetime64[s]")
+            return stamps.astype(np.int64).astype(float)
+        except ValueError:
+            pass
+    return np.array([datetime.fromisoformat(t).timestamp() for t in texts], dtype=float)
+
+
+def iso_seconds(epochs: Any) -> list[str]:
+    """Epoch seconds as the store's ISO text, in one go."""
+    stamps = np.asarray(epochs, dtype=float).astype(np.int64).astype("datetime64[s]")
+    return [t + "+00:00" for t in np.datetime_as_string(stamps, unit="s").tolist()]
 
 
 class Bars:
@@ -66,11 +85,13 @@ class Bars:
         if until is not None:
             sql += " AND ts <= ?"
             args.append(iso(until))
-        for sym, ts_text, o, c in store.execute(sql + " ORDER BY symbol, ts", args).fetchall():
-            ts, opens, closes = self.data.setdefault(sym, ([], [], []))
-            ts.append(datetime.fromisoformat(ts_text).timestamp())
-            opens.append(o)
-            closes.append(c)
+        rows = store.execute(sql + " ORDER BY symbol, ts", args).fetchall()
+        if rows:
+            syms, texts, opens, closes = zip(*rows)
+            epochs = epoch_seconds(texts)
+            cuts = [0] + [i for i in range(1, len(syms)) if syms[i] != syms[i - 1]] + [len(syms)]
+            for a, b in zip(cuts, cuts[1:]):
+                self.data[syms[a]] = (epochs[a:b].tolist(), list(opens[a:b]), list(closes[a:b]))
 
     def last_close(self, symbol: str, t: datetime) -> float | None:
         """Close of the last bar closed at or before t."""
@@ -88,6 +109,21 @@ class Bars:
         ts, opens, closes = self.data.get(symbol, ([], [], []))
         i, j = bisect.bisect_left(ts, t0.timestamp()), bisect.bisect_right(ts, t1.timestamp())
         return ts[i:j], np.asarray(opens[i:j]), np.asarray(closes[i:j])
+
+
+_BARS_CACHE: dict[tuple, Bars] = {}  # a sweep worker's bars, loaded once for all its combinations
+
+
+def cached_bars(store: Store, source: str, tf: str, step: timedelta, symbols: list[str],
+                since: datetime | None = None, until: datetime | None = None) -> Bars:
+    """Bars for a sweep job: the worker process reads and parses a window's bars once and reuses them
+    for every combination it runs (the key holds the store's newest bar rowid: new bars, new read)."""
+    newest = store.scalar("SELECT MAX(rowid) FROM bars")
+    key = (str(store.path), source, tf, tuple(symbols), since, until, newest)
+    if key not in _BARS_CACHE:
+        _BARS_CACHE.clear()
+        _BARS_CACHE[key] = Bars(store, source, tf, step, symbols, since, until)
+    return _BARS_CACHE[key]
 
 
 # --- the score cache -------------------------------------------------------------------------
@@ -347,10 +383,10 @@ def resolve_source(rt: Runtime, source: str | None, tf: str | None,
 
 
 def stored_clock(store: Store, source: str, tf: str, symbols: tuple[str, ...], start: datetime | None,
-                 end: datetime | None) -> list[datetime]:
+                 end: datetime | None, as_epochs: bool = False) -> list[datetime] | np.ndarray:
     """The replay's moments over stored bars: the first bar's open, then every bar's close, of the
     bars opening at or after `start` and closing by `end`."""
-    step = timedelta(seconds=timeframe_seconds(tf))
+    step = timeframe_seconds(tf)
     sql = (f"SELECT DISTINCT ts FROM bars WHERE source = ? AND timeframe = ? "
            f"AND symbol IN ({', '.join('?' * len(symbols))})")
     args: list[Any] = [source, tf, *symbols]
@@ -359,11 +395,12 @@ def stored_clock(store: Store, source: str, tf: str, symbols: tuple[str, ...], s
         args.append(iso(start))
     if end is not None:
         sql += " AND ts <= ?"
-        args.append(iso(end - step))
-    opens = [datetime.fromisoformat(r[0]) for r in store.execute(sql + " ORDER BY ts", args).fetchall()]
-    if not opens:
-        return []
-    return sorted({opens[0], *(t + step for t in opens)})
+        args.append(iso(end - timedelta(seconds=step)))
+    opens = epoch_seconds(r[0] for r in store.execute(sql, args).fetchall())
+    clock = np.unique(np.concatenate([opens[:1], opens + step])) if len(opens) else opens
+    if as_epochs:
+        return clock
+    return [datetime.fromtimestamp(t, timezone.utc) for t in clock.tolist()]
 
 
 def window(rt: Runtime, start: str | None, end: str | None, steps: int | None, *, source: str | None = None,
@@ -374,7 +411,7 @@ def window(rt: Runtime, start: str | None, end: str | None, steps: int | None, *
     if source != "sim":
         t0 = _when(start, "--start") if start else None
         t1 = _when(end, "--end") if end else None
-        clock = stored_clock(rt.store, source, tf, syms, t0, t1)
+        clock = stored_clock(rt.store, source, tf, syms, t0, t1, as_epochs=True)
         note = None
         if steps and not start:
             if len(clock) - 1 < steps:
@@ -384,7 +421,8 @@ def window(rt: Runtime, start: str | None, end: str | None, steps: int | None, *
             raise UsageProblem(f"empty backtest window: no {source} {tf} bars of {', '.join(syms)} between "
                                f"{start or 'the first'} and {end or 'the last'}",
                                hint="widen --start/--end (the window defaults to the stored range)")
-        return Window(0, len(clock) - 1, source, tf, syms, iso(clock[0]), iso(clock[-1]), note)
+        first, last = iso_seconds([clock[0], clock[-1]])
+        return Window(0, len(clock) - 1, source, tf, syms, first, last, note)
 
     now_step = rt.sim_step()
     sim = rt.settings.sim
@@ -410,14 +448,13 @@ def window(rt: Runtime, start: str | None, end: str | None, steps: int | None, *
     return Window(first, last, "sim", tf, syms, note=note)
 
 
-def periods_per_year(rt: Runtime, asset_class: str = "crypto", tf: str | None = None) -> float:
-    """Annualisation of a backtest's per-bar returns (`backtest.periods_per_year` overrides)."""
+def periods_per_year(rt: Runtime, asset_class: str = "crypto", tf: str | None = None,
+                     times: list[float] | None = None) -> float:
+    """Annualisation of a backtest's per-bar returns: the one function `risk` uses too (the asset
+    class's calendar, or what the bar times show), `backtest.periods_per_year` overrides."""
     from tokenomics.core.metrics import periods_per_year as ppy
 
-    override = rt.settings.backtest.periods_per_year
-    if override:
-        return float(override)
-    return ppy(tf or timeframe(rt), asset_class)
+    return ppy(tf or timeframe(rt), asset_class, times, rt.settings.backtest.periods_per_year)
 
 
 def asset_class_of(symbols: list[str] | tuple[str, ...], rt: Runtime) -> str:
@@ -432,7 +469,7 @@ def benchmark_metrics(curve: np.ndarray, start_equity: float, ppy: float) -> dic
             **{k: m[k] for k in keep}}
 
 
-def run_sma(rt: Runtime, w: Window, params: dict, s: Any) -> dict:
+def run_sma(rt: Runtime, w: Window, params: dict, s: Any, curves: bool = True, reuse_bars: bool = False) -> dict:
     unknown = sorted(set(params) - {"symbol", "fast", "slow"})
     if unknown:
         raise UsageProblem(f"sma: unknown parameter(s) {unknown}; use fast, slow, symbol or dotted settings keys")
@@ -451,7 +488,7 @@ def run_sma(rt: Runtime, w: Window, params: dict, s: Any) -> dict:
             raise UsageProblem(f"sma: no {w.source} {w.timeframe} bars of {', '.join(missing)} in the window")
         step = timedelta(seconds=timeframe_seconds(w.timeframe))
         t0, t1 = parse_ts(w.start), parse_ts(w.end) - step
-        bars = Bars(rt.store, w.source, w.timeframe, step, symbols, t0, t1)
+        bars = (cached_bars if reuse_bars else Bars)(rt.store, w.source, w.timeframe, step, symbols, t0, t1)
         tf = w.timeframe
     else:
         for x in symbols:
@@ -459,7 +496,7 @@ def run_sma(rt: Runtime, w: Window, params: dict, s: Any) -> dict:
                 raise UsageProblem(f"symbol {x!r} is not in the universe ({', '.join(s.universe.symbols)})")
         bars_mod.ensure_sim_bars(rt, w.first + 1, w.last)
         step = rt.world.step_delta
-        bars = Bars(rt.store, "sim", timeframe(rt), step, symbols)
+        bars = (cached_bars if reuse_bars else Bars)(rt.store, "sim", timeframe(rt), step, symbols)
         t0, t1 = rt.world.time_of(w.first), rt.world.time_of(w.last - 1)
         tf = timeframe(rt)
     alloc = float(s.capital) / len(symbols)
@@ -475,9 +512,12 @@ def run_sma(rt: Runtime, w: Window, params: dict, s: Any) -> dict:
         costs = bt.Costs(fee=s.broker.fee_bps / 1e4, slippage=s.broker.slippage_bps / 1e4, fill=s.backtest.fill,
                          fractional=s.backtest.fractional, lot=lot_size(ac))
         res = bt.sma_crossover(opens, closes, fast, slow, cash=alloc, costs=costs)
-        bar_time = [iso(datetime.fromtimestamp(t, tz=tz)) for t in ts]
-        trades += [{"symbol": sym, "qty": t.size, "entry_at": bar_time[t.entry_bar], "entry_price": t.entry_price,
-                    "exit_at": bar_time[t.exit_bar] if t.exit_bar is not None else None, "exit_price": t.exit_price,
+
+        def at(i: int | None, ts: list[float] = ts) -> str | None:
+            return None if i is None else datetime.fromtimestamp(ts[i], tz=tz).isoformat(timespec="seconds")
+
+        trades += [{"symbol": sym, "qty": t.size, "entry_at": at(t.entry_bar), "entry_price": t.entry_price,
+                    "exit_at": at(t.exit_bar), "exit_price": t.exit_price,
                     "fees": round(t.fees, 2), "pnl": None if t.pnl is None else round(t.pnl, 2)} for t in res.trades]
         per.append((np.asarray(ts) + step.total_seconds(), closes, res.equity, res))
     # one portfolio: each symbol's equity (its share of the capital) marked at its bars' closes
@@ -492,18 +532,18 @@ def run_sma(rt: Runtime, w: Window, params: dict, s: Any) -> dict:
         bench += np.where(known, alloc * closes[np.maximum(i, 0)] / closes[0], alloc)
         held += np.where(known, res.exposure[np.maximum(i, 0)], False)
     ac = asset_class_of(symbols, rt)
-    ppy = periods_per_year(rt, ac, tf)
+    ppy = periods_per_year(rt, ac, tf, axis.tolist())
     results = [p[3] for p in per]
     metrics = bt.run_metrics(equity, start_equity=float(s.capital), periods_per_year=ppy,
                              pnls=[t.pnl for r in results for t in r.closed], exposure=float(np.mean(held > 0)),
                              traded_notional=sum(r.traded_notional for r in results),
                              fees=sum(r.fees for r in results))
-    times = [iso(datetime.fromtimestamp(t, tz=tz)) for t in axis]
     out = {"params": {"symbol": symbols[0] if len(symbols) == 1 else ",".join(symbols), "fast": fast, "slow": slow},
-           "metrics": metrics, "trades": trades,
-           "benchmark": benchmark_metrics(bench, float(s.capital), ppy),
-           "equity": [[t, round(float(e), 2)] for t, e in zip(times, equity)],
-           "benchmark_equity": [[t, round(float(e), 2)] for t, e in zip(times, bench)]}
+           "metrics": metrics, "trades": trades, "benchmark": benchmark_metrics(bench, float(s.capital), ppy)}
+    if curves:  # a sweep's rows leave them out unless asked (--curves): tens of thousands of points each
+        times = iso_seconds(axis)
+        out["equity"] = [[t, e] for t, e in zip(times, np.round(equity, 2).tolist())]
+        out["benchmark_equity"] = [[t, e] for t, e in zip(times, np.round(bench, 2).tolist())]
     return out
 
 
@@ -655,7 +695,9 @@ def collect(rep: ReplayRuntime, start_equity: float, bars: Bars | None = None, s
     traded = st.scalar("SELECT COALESCE(SUM(qty * price), 0) FROM fills") or 0.0
     fees = st.scalar("SELECT COALESCE(SUM(fee), 0) FROM fills") or 0.0
     exposure = float(np.mean([r["positions_value"] > 0 for r in eq[1:]])) if len(eq) > 1 else 0.0
-    ppy = periods_per_year(rep, asset_class_of(symbols or [], rep), tf) if tf else periods_per_year(rep)
+    times = [parse_ts(r["ts"]).timestamp() for r in eq]
+    # over stored bars the curve is marked at the symbols' bar closes; in the sim, every step around the clock
+    ppy = periods_per_year(rep, asset_class_of(symbols or [], rep) if tf else "crypto", tf, times)
     metrics = bt.run_metrics(curve, start_equity=start_equity, periods_per_year=ppy,
                              pnls=[t["pnl"] for t in trades], exposure=exposure, traded_notional=traded, fees=fees)
     open_positions = st.positions()
@@ -666,11 +708,10 @@ def collect(rep: ReplayRuntime, start_equity: float, bars: Bars | None = None, s
     out = {"metrics": metrics, "trades": trades, "open_positions": len(open_positions),
            "equity": [[r["ts"], r["equity"]] for r in eq], "signals": decisions, "orders": orders}
     if bars is not None and symbols and len(eq) > 1:
-        times = [parse_ts(r["ts"]) for r in eq]
         alloc = start_equity / len(symbols)
         bench = np.zeros(len(times))
         for sym in symbols:
-            px = [bars.last_close(sym, t) for t in times]
+            px = [bars.last_close(sym, datetime.fromtimestamp(t, timezone.utc)) for t in times]
             base = next((p for p in px if p is not None), None)
             bench += [alloc if p is None or base is None else alloc * p / base for p in px]
         out["benchmark"] = benchmark_metrics(bench[1:], start_equity, ppy)
@@ -683,15 +724,20 @@ def check_strategy(strategy: str) -> None:
         raise UsageProblem(f"--strategy must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
 
 
-def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: Any | None = None) -> dict:
-    """One backtest. Dotted params (`broker.fee_bps`) override settings; plain ones are the strategy's."""
+def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: Any | None = None,
+                 curves: bool = True, reuse_bars: bool = False) -> dict:
+    """One backtest. Dotted params (`broker.fee_bps`) override settings; plain ones are the strategy's.
+    Without `curves` the equity and benchmark curves are left out (sweeps)."""
     check_strategy(strategy)
     settings = apply_overrides(rt.settings, {k: v for k, v in params.items() if "." in k})
     own = {k: v for k, v in params.items() if "." not in k}
     if strategy == "sma":
-        out = run_sma(rt, w, own, settings)
+        out = run_sma(rt, w, own, settings, curves, reuse_bars)
     else:
         out = run_chain(rt, strategy, w, own, settings, scorer)
+        if not curves:
+            out.pop("equity", None)
+            out.pop("benchmark_equity", None)
     if w.stored:
         span = {"source": w.source, "timeframe": w.timeframe, "symbols": list(w.symbols), "start": w.start,
                 "end": w.end}
@@ -713,11 +759,19 @@ def save(rt: Runtime, result: dict) -> int:
     each other (busy timeout) instead of failing on a stale read snapshot."""
     row = [result["strategy"], json.dumps(result["params"], sort_keys=True), result["start"], result["end"],
            result["steps"], json.dumps(result["metrics"]), json.dumps(result["trades"]),
-           json.dumps(result["equity"]), iso(utcnow())]
+           json.dumps(result.get("equity", [])), iso(utcnow())]
     with rt.store.tx():
         cur = rt.store.execute('INSERT INTO backtests(strategy, params, start, "end", steps, metrics, trades, '
                                'equity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', row)
         return int(cur.lastrowid)
+
+
+CURVES = ("equity", "benchmark_equity")
+
+
+def finite_result(out: dict) -> dict:
+    """A result made JSON-safe: its numbers, except the curves (finite by construction, and long)."""
+    return {k: v if k in CURVES else finite(v) for k, v in out.items()}
 
 
 def finite(value: Any) -> Any:
@@ -750,11 +804,33 @@ def grid_combinations(specs: list[str]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(v for _, v in axes))]
 
 
+_RUNTIMES: dict[tuple, Runtime] = {}  # a sweep worker's runtime (settings parsed, store open), one per store
+
+
 def grid_job(job: dict) -> dict:
-    """One combination of a sweep, in a worker process: open the store, run, save, return a row."""
-    rt = Runtime(Options(config=job["config"], db=job["db"], mode=job["mode"]))
-    try:
-        out = run_backtest(rt, job["strategy"], Window(*job["window"]), job["params"])
-        return {"id": save(rt, finite(out)), **job["params"], **finite(out["metrics"])}
-    finally:
+    """One combination of a sweep, in a worker process: run, save, return a row.
+
+    The worker keeps its runtime and the bars it parsed for the next combination of the same window;
+    the saved result and the row hold no equity curve unless `job["curves"]` (`--curves`)."""
+    key = (str(job["config"]), str(job["db"]), job["mode"])
+    rt = _RUNTIMES.get(key)
+    if rt is None:
+        for old in _RUNTIMES.values():
+            old.close()
+        _RUNTIMES.clear()
+        rt = _RUNTIMES[key] = Runtime(Options(config=job["config"], db=job["db"], mode=job["mode"]))
+    keep = bool(job.get("curves"))
+    out = run_backtest(rt, job["strategy"], Window(*job["window"]), job["params"], curves=keep, reuse_bars=True)
+    out = finite_result(out)
+    row = {"id": save(rt, out), **job["params"], **out["metrics"]}
+    if keep:
+        row["equity"] = out.get("equity", [])
+    return row
+
+
+def release_workers() -> None:
+    """Close the runtime a sweep kept open in this process (after an in-process sweep)."""
+    for rt in _RUNTIMES.values():
         rt.close()
+    _RUNTIMES.clear()
+    _BARS_CACHE.clear()

@@ -32,10 +32,18 @@ def store_rows(store: Store, rows: list[dict]) -> int:
 
 
 def gaps(store: Store, source: str, symbol: str, timeframe: str, since: str | None = None) -> list[dict]:
+    """Missing bars, counted against the asset class's calendar: an equity's bars exist only in NYSE
+    sessions (nights, weekends and holidays are no gaps); crypto trades around the clock."""
     times = [parse_ts(r["ts"]) for r in store.all(
         "SELECT ts FROM bars WHERE source = ? AND symbol = ? AND timeframe = ? AND ts >= ? ORDER BY ts",
         [source, symbol, timeframe, since or ""])]
-    return find_gaps(times, timeframe_seconds(timeframe))
+    expected = None
+    if "/" not in symbol and len(times) > 1:  # an equity (crypto symbols are pairs)
+        from tokenomics.adapters.calendar import MarketCalendar
+
+        cal = MarketCalendar.around(store, times[0], times[-1])
+        expected = lambda a, b: cal.trades_during("equity", a, b)  # noqa: E731
+    return find_gaps(times, timeframe_seconds(timeframe), expected)
 
 
 @contextmanager

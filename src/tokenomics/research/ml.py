@@ -124,7 +124,9 @@ def dataset(store: Store, source: str, symbols: list[str], timeframe: str, featu
         x = df.select(features).to_numpy().astype(float)
         ok = ~np.isnan(y) & ~np.isnan(x).any(axis=1)
         ts = df["ts"].to_numpy()
-        parts.append((ts[ok], x[ok], y[ok], fwd[ok]))
+        label_end = np.concatenate([ts[horizon:], np.full(min(horizon, len(ts)), ts[-1])])  # its own bar t + h
+        close = df["close"].to_numpy().astype(float)
+        parts.append((ts[ok], x[ok], y[ok], fwd[ok], label_end[ok], np.full(int(ok.sum()), len(used)), close[ok]))
         used.append(sym)
     if not parts:
         raise UsageProblem(
@@ -134,6 +136,9 @@ def dataset(store: Store, source: str, symbols: list[str], timeframe: str, featu
     order = np.argsort(ts, kind="stable")
     return {"ts": ts[order], "x": np.concatenate([p[1] for p in parts])[order],
             "y": np.concatenate([p[2] for p in parts])[order], "fwd": np.concatenate([p[3] for p in parts])[order],
+            "label_end": np.concatenate([p[4] for p in parts])[order],
+            "group": np.concatenate([p[5] for p in parts])[order],
+            "close": np.concatenate([p[6] for p in parts])[order],
             "symbols": used, "data_hash": digest.hexdigest()}
 
 
@@ -171,7 +176,13 @@ def make_pipeline(dotted: str, params: dict[str, Any]):
 
 
 def fold_metrics(y: np.ndarray, proba: np.ndarray, fwd: np.ndarray, min_probability: float, horizon: int,
-                 cost_rate: float) -> dict[str, Any]:
+                 cost_rate: float, group: np.ndarray | None = None, close: np.ndarray | None = None,
+                 symbols: list[str] | None = None) -> dict[str, Any]:
+    """Classification metrics over the fold's rows, and the returns of trading them per symbol (rows in
+    time order within each symbol; one position per symbol, so positions never overlap and compound
+    across symbols), next to each symbol's real buy-and-hold over the fold (enter at its first test
+    bar, exit at its last, paying costs once each way); both averaged over the symbols (an equally
+    weighted book)."""
     from sklearn.metrics import (
         accuracy_score,
         brier_score_loss,
@@ -180,15 +191,24 @@ def fold_metrics(y: np.ndarray, proba: np.ndarray, fwd: np.ndarray, min_probabil
     )
 
     pred = (proba >= 0.5).astype(int)
-    ret, trades = core.trade_predictions(proba >= min_probability, fwd, horizon, cost_rate)
-    hold, _ = core.trade_predictions(np.ones(len(y), bool), fwd, horizon, cost_rate)
+    group = np.zeros(len(y), int) if group is None else group
+    per: dict[str, dict[str, Any]] = {}
+    for g in np.unique(group):
+        rows = group == g  # already in time order: the dataset is sorted by time, stably
+        ret, trades = core.trade_predictions(proba[rows] >= min_probability, fwd[rows], horizon, cost_rate)
+        hold = core.buy_and_hold(close[rows], cost_rate) if close is not None else float("nan")
+        name = symbols[int(g)] if symbols else str(int(g))
+        per[name] = {"net_return": round(ret, 6), "trades": trades, "buy_and_hold_net_return": round(hold, 6)}
     return {
         "rows": int(len(y)), "positive_rate": round(float(y.mean()), 4),
         "accuracy": round(float(accuracy_score(y, pred)), 4),
         "precision": round(float(precision_score(y, pred, zero_division=0)), 4),
         "roc_auc": round(float(roc_auc_score(y, proba)), 4) if len(set(y.tolist())) == 2 else None,
         "brier": round(float(brier_score_loss(y, proba)), 4),
-        "trades": trades, "net_return": round(ret, 6), "buy_and_hold_net_return": round(hold, 6),
+        "trades": sum(p["trades"] for p in per.values()),
+        "net_return": round(float(np.mean([p["net_return"] for p in per.values()])), 6),
+        "buy_and_hold_net_return": round(float(np.mean([p["buy_and_hold_net_return"] for p in per.values()])), 6),
+        "per_symbol": per,
     }
 
 
@@ -219,27 +239,23 @@ def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe
     check_target(models_dir, name, force)
     data = dataset(store, source, symbols, timeframe, features, horizon, threshold_pct)
     times = np.unique(data["ts"])
-    rank = np.searchsorted(times, data["ts"])
-    if cv == "walk-forward":
-        splits = core.walk_forward_splits(len(times), folds, horizon)
-    else:
-        splits = core.purged_kfold_splits(len(times), folds, horizon, embargo)
+    splits = core.time_splits(data["ts"], data["label_end"], data["group"], cv, folds, embargo)
     fold_rows = []
     for i, (tr, te) in enumerate(splits):
-        train_mask, test_mask = np.isin(rank, tr), np.isin(rank, te)
-        ytr = data["y"][train_mask]
-        if len(set(ytr.tolist())) < 2 or not test_mask.any():
+        ytr = data["y"][tr]
+        if len(set(ytr.tolist())) < 2 or not len(te):
             continue
-        pipe = make_pipeline(classifier, params).fit(data["x"][train_mask], ytr)
-        proba = positive_proba(pipe, data["x"][test_mask])
-        m = fold_metrics(data["y"][test_mask], proba, data["fwd"][test_mask], min_probability, horizon, cost_rate)
-        fold_rows.append({"fold": i + 1, "train_from": iso(times[tr[0]].astype(datetime)),
-                          "test_from": iso(times[te[0]].astype(datetime)),
-                          "test_to": iso(times[te[-1]].astype(datetime)), **m})
+        pipe = make_pipeline(classifier, params).fit(data["x"][tr], ytr)
+        proba = positive_proba(pipe, data["x"][te])
+        m = fold_metrics(data["y"][te], proba, data["fwd"][te], min_probability, horizon, cost_rate,
+                         data["group"][te], data["close"][te], data["symbols"])
+        fold_rows.append({"fold": i + 1, "train_from": iso(data["ts"][tr].min().astype(datetime)),
+                          "test_from": iso(data["ts"][te].min().astype(datetime)),
+                          "test_to": iso(data["ts"][te].max().astype(datetime)), **m})
     if len(set(data["y"].tolist())) < 2:
         raise UsageProblem("every label is the same class: change ml.horizon or ml.threshold_pct")
     pipe = make_pipeline(classifier, params).fit(data["x"], data["y"])
-    keys = ("accuracy", "precision", "roc_auc", "brier", "net_return")
+    keys = ("accuracy", "precision", "roc_auc", "brier", "net_return", "buy_and_hold_net_return")
     mean = {k: round(float(np.mean([f[k] for f in fold_rows if f[k] is not None])), 4)
             for k in keys if any(f[k] is not None for f in fold_rows)}
     card = {

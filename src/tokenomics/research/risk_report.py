@@ -45,14 +45,40 @@ def equity_series(rt: Runtime) -> tuple[list[str], np.ndarray, float]:
     return ts, values, ppy
 
 
-def symbol_closes(rt: Runtime, symbol: str, timeframe: str, lookback: int) -> dict[str, float]:
-    """ts -> close of a symbol's last `lookback` bars: stored bars first, else (sim) the sim market."""
-    rows = rt.store.all(
-        "SELECT ts, close FROM (SELECT ts, close FROM bars WHERE symbol = ? AND timeframe = ? "
-        "ORDER BY ts DESC LIMIT ?) ORDER BY ts", [symbol, timeframe, lookback])
-    if rows:
-        return {r["ts"]: r["close"] for r in rows}
-    if rt.mode == "sim" and timeframe == sim_timeframe(rt) and symbol in rt.settings.universe.symbols:
+def bar_source(rt: Runtime, symbol: str, timeframe: str, source: str | None) -> str | None:
+    """The one source a symbol's bars are read from: `source` (ccxt: the configured exchange's, or the
+    only ccxt exchange stored), else the only source holding its bars at this timeframe; two sources
+    are never mixed into one series (exit 2: choose with --source). None: no stored bars."""
+    have = [r["source"] for r in rt.store.all(
+        "SELECT DISTINCT source FROM bars WHERE symbol = ? AND timeframe = ? ORDER BY source", [symbol, timeframe])]
+    if source is None:
+        if len(have) > 1:
+            raise UsageProblem(f"{symbol} {timeframe} bars come from several sources ({', '.join(have)}): "
+                               "choose one with --source")
+        return have[0] if have else None
+    if source == "ccxt":
+        mine = f"ccxt:{rt.settings.bars.exchange}"
+        ccxt = [h for h in have if h.startswith("ccxt:")]
+        source = mine if mine in have or len(ccxt) != 1 else ccxt[0]
+    if source != "sim" and source not in have:
+        raise UsageProblem(f"no {source} {timeframe} bars for {symbol} in the store"
+                           + (f" (sources: {', '.join(have)})" if have else ""),
+                           hint=f"tokenomics fetch-bars --source {source.split(':')[0]} --symbol {symbol}")
+    return source
+
+
+def symbol_closes(rt: Runtime, symbol: str, timeframe: str, lookback: int,
+                  source: str | None = None) -> dict[str, float]:
+    """ts -> close of a symbol's last `lookback` bars of one source (see bar_source); else (sim) the sim market."""
+    src = bar_source(rt, symbol, timeframe, source)
+    if src is not None:
+        rows = rt.store.all(
+            "SELECT ts, close FROM (SELECT ts, close FROM bars WHERE symbol = ? AND timeframe = ? AND source = ? "
+            "ORDER BY ts DESC LIMIT ?) ORDER BY ts", [symbol, timeframe, src, lookback])
+        if rows:
+            return {r["ts"]: r["close"] for r in rows}
+    if (src in (None, "sim") and rt.mode == "sim" and timeframe == sim_timeframe(rt)
+            and symbol in rt.settings.universe.symbols):
         step = rt.sim_step()
         bars = [b for b in rt.world.bars(max(step - lookback * 3, 1), step) if b["symbol"] == symbol]
         return {b["ts"]: b["close"] for b in bars[-lookback:]}
@@ -64,11 +90,12 @@ def sim_timeframe(rt: Runtime) -> str:
 
 
 def bar_returns(rt: Runtime, symbols: list[str], weights: list[float], timeframe: str,
-                lookback: int) -> tuple[list[str], np.ndarray, float]:
+                lookback: int, source: str | None = None,
+                override: float | None = None) -> tuple[list[str], np.ndarray, float]:
     """Returns of a fixed-weight portfolio of symbols on their common bar timestamps."""
     closes = {}
     for sym in symbols:
-        closes[sym] = symbol_closes(rt, sym, timeframe, lookback + 1)
+        closes[sym] = symbol_closes(rt, sym, timeframe, lookback + 1, source)
         if len(closes[sym]) < 2:
             raise UsageProblem(f"no {timeframe} bars for {sym} in the store",
                                hint="fetch bars first, or use the sim timeframe "
@@ -77,7 +104,8 @@ def bar_returns(rt: Runtime, symbols: list[str], weights: list[float], timeframe
     prices = np.array([[closes[s][t] for s in symbols] for t in common], dtype=float)
     asset_returns = prices[1:] / prices[:-1] - 1.0 if len(prices) >= 2 else np.empty((0, len(symbols)))
     classes = {rt.asset_class(s) for s in symbols}
-    ppy = metrics.periods_per_year(timeframe, "crypto" if classes == {"crypto"} else "equity")
+    ppy = metrics.periods_per_year(timeframe, "crypto" if classes == {"crypto"} else "equity",
+                                   [parse_ts(t).timestamp() for t in common], override)
     return common, metrics.portfolio_returns(asset_returns, np.array(weights)), ppy
 
 
@@ -102,7 +130,8 @@ def parse_symbols(symbols: str | None, weights: str | None) -> tuple[list[str], 
 
 def risk_report(rt: Runtime, *, symbols: str | None = None, weights: str | None = None,
                 timeframe: str | None = None, lookback: int = 1000, window: int | None = None,
-                confidence: float | None = None) -> tuple[dict, list[str], np.ndarray]:
+                confidence: float | None = None, source: str | None = None,
+                periods_per_year: float | None = None) -> tuple[dict, list[str], np.ndarray]:
     """The metrics document, plus the timestamps and returns it was computed from."""
     r_cfg = rt.settings.risk
     confidence = r_cfg.var_confidence if confidence is None else confidence
@@ -118,11 +147,12 @@ def risk_report(rt: Runtime, *, symbols: str | None = None, weights: str | None 
             metrics.timeframe_minutes(tf)
         except ValueError as exc:
             raise UsageProblem(str(exc)) from None
-        ts, r, ppy = bar_returns(rt, syms, w, tf, lookback)
-        basis = {"basis": "bars", "symbols": syms, "weights": w, "timeframe": tf}
+        ts, r, ppy = bar_returns(rt, syms, w, tf, lookback, source, periods_per_year)
+        basis = {"basis": "bars", "symbols": syms, "weights": w, "timeframe": tf, "source": source}
         ret_ts = ts[1:]
     else:
         ts, values, ppy = equity_series(rt)
+        ppy = periods_per_year or ppy
         r = metrics.simple_returns(values)
         basis = {"basis": "equity", "symbols": [], "weights": [], "timeframe": None}
         ret_ts = ts[1:]
