@@ -237,6 +237,8 @@ class BacktestSettings(Section):
     sma_fast: int = Field(10, ge=1)
     sma_slow: int = Field(30, ge=2)
     workers: int = Field(0, ge=0)
+    executor: Literal["local", "inline", "ray"] = "local"
+    ray_address: str | None = None
 
 
 class Settings(BaseSettings):

@@ -25,6 +25,10 @@ def backtest(
                                    "fast/slow/symbol for sma, or any dotted setting such as sentiment.min_conviction."),
     workers: int = typer.Option(None, "--workers", min=0, help="Processes for --grid (default: backtest.workers; "
                                 "0 = one per CPU)."),
+    executor: str = typer.Option(None, "--executor", help="Where --grid cells run: local (process pool), inline "
+                                 "or ray (default: backtest.executor)."),
+    address: str = typer.Option(None, "--address", help="Ray cluster for --executor ray: auto or ray://HEAD:10001 "
+                                "(default: backtest.ray_address; none = a local Ray)."),
     report: Path = typer.Option(None, "--report", help="Write an offline HTML page with equity and drawdown "
                                 "charts (single runs)."),
 ) -> None:
@@ -33,7 +37,6 @@ def backtest(
     store's backtests table and printed as JSON."""
     from tokenomics.core.errors import UsageProblem
     from tokenomics.research import backtest as replay
-    from tokenomics.research import bars as bars_mod
 
     rt = ctx.obj
     replay.check_strategy(strategy)
@@ -42,13 +45,14 @@ def backtest(
     if len(combos) > 1:
         if report:
             raise UsageProblem("--report draws one run; drop --grid or --report")
-        from tokenomics.executors import LocalProcessExecutor
+        from tokenomics.executors import for_settings
+        from tokenomics.research import sweeps
 
-        bars_mod.ensure_sim_bars(rt, w.first + 1, w.last)  # once, before the workers read them
-        jobs = [{"config": rt.opts.config, "db": rt.db_path, "mode": rt.opts.mode, "strategy": strategy,
-                 "window": (w.first, w.last), "params": c} for c in combos]
-        n = workers if workers is not None else rt.settings.backtest.workers
-        rows = LocalProcessExecutor(n).map(replay.grid_job, jobs)
+        ex = for_settings(rt.settings, executor, address, workers)
+        try:
+            rows = sweeps.run_cells(rt, ex, strategy, w, combos)
+        finally:
+            ex.close()
         emit(rt, {"strategy": strategy, "start": rt.world.time_of(w.first).isoformat(),
                   "end": rt.world.time_of(w.last).isoformat(), "combinations": len(rows), "rows": rows},
              title="backtest grid")

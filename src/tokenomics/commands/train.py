@@ -28,7 +28,7 @@ def _params(pairs: list[str]) -> dict:
 @app.command()
 def train(
     ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Model name: saved under ml.models_dir/NAME/."),
+    name: str = typer.Option(None, "--name", help="Model name: saved under ml.models_dir/NAME/ (not with --grid)."),
     source: str = typer.Option("sim", "--source", help="Bars source in the store: sim, file or ccxt:<exchange>."),
     symbol: list[str] = typer.Option(None, "--symbol", "-s", help="Symbols to train on (default: every stored "
                                      "symbol of that source and timeframe)."),
@@ -43,6 +43,12 @@ def train(
     cv: str = typer.Option(None, "--cv", help="walk-forward or purged (default: ml.cv)."),
     folds: int = typer.Option(None, "--folds", min=2, help="CV folds (default: ml.folds)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing model of that name."),
+    grid: list[str] = typer.Option(None, "--grid", help="Classifier parameter k=v1,v2 (repeatable): cross-validate "
+                                   "every combination and compare their out-of-sample metrics; saves no model."),
+    executor: str = typer.Option(None, "--executor", help="Where --grid cells run: local (process pool), inline "
+                                 "or ray (default: backtest.executor)."),
+    address: str = typer.Option(None, "--address", help="Ray cluster for --executor ray: auto or ray://HEAD:10001."),
+    workers: int = typer.Option(None, "--workers", min=0, help="Processes for --grid (default: backtest.workers)."),
 ) -> None:
     """Train a classifier on stored bars: label = forward return over --horizon bars above --threshold-pct;
     time-series CV without shuffling (walk-forward, or purged k-fold with an embargo); per-fold accuracy,
@@ -63,10 +69,18 @@ def train(
     symbols = [x.upper() for x in symbol] if symbol else bars.stored_symbols(rt.store, source, tf)
     if not symbols:
         raise UsageProblem(f"no {source} {tf} bars in the store", hint=f"run `tokenomics fetch-bars --source {source}`")
+    params = _params(param) if param else dict(s.ml.params)
+    if grid:
+        _grid(rt, grid, params, source=source, symbols=symbols, tf=tf, features=feats, classifier=classifier,
+              horizon=horizon, threshold=threshold, cv=cv, folds=folds, executor=executor, address=address,
+              workers=workers)
+        return
+    if not name:
+        raise UsageProblem("train needs --name (or --grid to compare parameters without saving)")
     with rt.store.run("train", rt.mode) as counts:
         card = ml.train(
             rt.store, name=name, source=source, symbols=symbols, timeframe=tf, features=feats,
-            classifier=classifier or s.ml.classifier, params=_params(param) if param else dict(s.ml.params),
+            classifier=classifier or s.ml.classifier, params=params,
             horizon=horizon or s.ml.horizon, threshold_pct=s.ml.threshold_pct if threshold is None else threshold,
             cv=cv, folds=folds or s.ml.folds, embargo=s.ml.embargo, min_probability=s.ml.min_probability,
             cost_rate=rt.cost_rate, models_dir=s.ml.models_dir, now=rt.now(), force=force)
@@ -77,3 +91,34 @@ def train(
     emit(rt, doc, title=f"train {name}", rows_key="folds",
          columns=["fold", "test_from", "test_to", "rows", "accuracy", "precision", "roc_auc", "brier", "trades",
                   "net_return"])
+
+
+def _grid(rt, grid: list[str], params: dict, *, source: str, symbols: list[str], tf: str, features: list[str],
+          classifier: str | None, horizon: int | None, threshold: float | None, cv: str, folds: int | None,
+          executor: str | None, address: str | None, workers: int | None) -> None:
+    """train --grid: the dataset is built once here and sent to the workers by value."""
+    from tokenomics.executors import for_settings
+    from tokenomics.research import backtest as replay
+    from tokenomics.research import ml, sweeps
+
+    s = rt.settings
+    combos = replay.grid_combinations(grid)
+    args = {"classifier": classifier or s.ml.classifier, "cv": cv, "folds": folds or s.ml.folds,
+            "horizon": horizon or s.ml.horizon, "embargo": s.ml.embargo, "min_probability": s.ml.min_probability,
+            "cost_rate": rt.cost_rate}
+    ml.make_classifier(args["classifier"], {**params, **combos[0]})  # a bad name or parameter exits 2 here
+    with rt.store.run("train", rt.mode) as counts:
+        data = ml.dataset(rt.store, source, symbols, tf, features, args["horizon"],
+                          s.ml.threshold_pct if threshold is None else threshold)
+        ex = for_settings(s, executor, address, workers)
+        try:
+            rows = sweeps.train_grid(ex, data, combos, params, args)
+        finally:
+            ex.close()
+        counts.update(rows=int(len(data["y"])), combinations=len(rows))
+    keys = sorted({k for c in combos for k in c})
+    doc = {"classifier": args["classifier"], "params": params, "source": source, "symbols": data["symbols"],
+           "timeframe": tf, "rows": int(len(data["y"])), "cv": {"scheme": cv, "folds": args["folds"]},
+           "horizon": args["horizon"], "combinations": len(rows), "grid": rows}
+    emit(rt, doc, title=f"train --grid ({args['classifier']})", rows_key="grid",
+         columns=[*keys, "accuracy", "precision", "roc_auc", "brier", "net_return", "trades", "folds"])
