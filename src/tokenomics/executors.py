@@ -149,12 +149,11 @@ class RayExecutor:
             raise UsageProblem("--executor ray needs the ray extra",
                                hint='pip install "tokenomics[ray]"') from None
         if not ray.is_initialized():
-            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                  "configure_logging": False}
-            if self.address:
-                ray.init(address=self.address, **kw)
+            if self.address:  # an existing cluster: its own settings (Ray Client forwards extra kwargs)
+                ray.init(address=self.address, log_to_driver=False)
             else:
-                ray.init(num_cpus=self.workers or None, **kw)
+                ray.init(num_cpus=self.workers or None, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
             self._owned = True
         if self._task is None:
             self._task = ray.remote(_ray_call)

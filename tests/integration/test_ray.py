@@ -83,3 +83,11 @@ def test_optuna_trials_and_training_grids_run_as_ray_tasks(rt, local_ray, tmp_pa
         assert {"accuracy", "roc_auc", "net_return", "folds"} <= set(grid_ray[0])
     finally:
         ex.close()
+
+
+def test_the_commands_take_executor_ray_and_stop_the_ray_they_started(cli) -> None:
+    grid = cli.json("backtest", "--strategy", "sma", "--steps", "300", "--grid", "fast=5,10", "--grid", "slow=30",
+                    "--executor", "ray", "--workers", "2")
+    pool = cli.json("backtest", "--strategy", "sma", "--steps", "300", "--grid", "fast=5,10", "--grid", "slow=30",
+                    "--executor", "local", "--workers", "2")
+    assert without_ids(grid["rows"]) == without_ids(pool["rows"])
