@@ -7,7 +7,7 @@ Secrets (API keys) are read from the environment or .env only, never from the YA
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,6 +58,7 @@ class StoreSettings(Section):
 class LogSettings(Section):
     dir: Path = Path("logs")
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    output: Literal["files", "stdout"] = "files"  # stdout: every log as JSON lines on stdout only (containers)
 
 
 class NewsSettings(Section):
@@ -73,6 +74,9 @@ class NewsSettings(Section):
     max_requests_per_minute: int = Field(180, ge=1, le=200)
     timeout_seconds: float = Field(15, gt=0)
     dedup_minutes: float = Field(30, ge=0)  # syndicated copies (every provider); 0: off
+    max_future_seconds: float = Field(300, ge=0)  # clock skew allowed; a later created_at is rejected
+    max_headline_chars: int = Field(500, ge=20)  # longer headlines are truncated with a marker
+    max_summary_chars: int = Field(5000, ge=20)  # longer summaries too
 
 
 class SentimentSettings(Section):
@@ -91,6 +95,9 @@ class SentimentSettings(Section):
     retries: int = Field(3, ge=0, le=10)
     backoff_seconds: float = Field(1.0, ge=0)
     max_backoff_seconds: float = Field(20, ge=0)
+    # the LLM's documented knowledge cut-off (gemini-2.5-flash-lite: January 2025); a sentiment backtest
+    # whose window starts before it says so: the model may know how the story ended
+    training_cutoff: date | None = date(2025, 1, 31)
 
 
 class SignalSettings(Section):
@@ -237,8 +244,28 @@ class BacktestSettings(Section):
     sma_fast: int = Field(10, ge=1)
     sma_slow: int = Field(30, ge=2)
     workers: int = Field(0, ge=0)
+    fractional: bool = True  # SMA fast path: fractional units (lot size); false = whole units, as backtesting.py
+    periods_per_year: float | None = Field(None, gt=0)  # annualisation override; None = the asset class calendar
     executor: Literal["local", "inline", "ray"] = "local"
     ray_address: str | None = None
+
+
+NotifyEvent = Literal["entry", "exit", "halt", "provider", "daily_summary", "loop"]
+NOTIFY_EVENTS: tuple[str, ...] = NotifyEvent.__args__  # type: ignore[attr-defined]
+
+
+class NotifySettings(Section):
+    urls: list[str] = Field(default_factory=list)  # apprise URLs; ${VAR} is read from the environment or .env
+    events: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS))
+    timeout_seconds: float = Field(10, gt=0, le=300)  # wait at most this long for a send at the end of a run
+    summary_hour: int = Field(17, ge=0, le=23)  # daily summary: first tick at or after this hour (risk.timezone)
+
+
+class HealthSettings(Section):
+    max_missed_ticks: float = Field(3, gt=0)  # unhealthy when the last tick is older than this many intervals...
+    grace_seconds: float = Field(60, ge=0)  # ...plus this (a slow tick, a start-up)
+    interval_seconds: float | None = Field(None, gt=0)  # null: the loop's own interval (run --once: 300)
+    provider_down_minutes: float = Field(15, gt=0)  # unhealthy when a step has failed for longer than this
 
 
 class Settings(BaseSettings):
@@ -269,6 +296,8 @@ class Settings(BaseSettings):
     bars: BarsSettings = Field(default_factory=BarsSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -69,3 +69,19 @@ def test_train_grid_compares_out_of_sample_metrics_without_saving_a_model(cli) -
                "--param", "random_state=0")
     assert proc.returncode == 2 and "bogus" in proc.stderr
     assert cli("train").returncode == 2  # --name, or --grid
+
+
+def test_optimize_over_stored_daily_bars_splits_the_holdout_by_bars(cli) -> None:
+    pytest.importorskip("backtesting")
+    from backtesting.test import GOOG
+
+    GOOG.rename_axis("Date").to_csv(cli.cwd / "goog.csv")
+    cli.json("fetch-bars", "--source", "file", "--file", "goog.csv", "--symbol", "GOOG", "--timeframe", "1d")
+    doc = cli.json("optimize", "--strategy", "sma", "--source", "file", "--symbol", "GOOG", "--param",
+                   "fast=5..30", "--param", "slow=40..120:10", "--trials", "6", "--holdout", "0.3", "--top", "2",
+                   "--min-trades", "3", "--executor", "inline")
+    ins, oos = doc["in_sample"], doc["holdout"]
+    assert ins["source"] == oos["source"] == "file" and ins["symbols"] == ["GOOG"]
+    assert ins["start"].startswith("2004-08-19") and ins["end"] == oos["start"] and oos["end"].startswith("2013-03-0")
+    assert oos["bars"] == pytest.approx(0.3 * (ins["bars"] + oos["bars"]), abs=1)
+    assert doc["best"] and all(r["trades"] >= 3 and "holdout_sharpe" in r for r in doc["best"])

@@ -91,3 +91,24 @@ def test_the_commands_take_executor_ray_and_stop_the_ray_they_started(cli) -> No
     pool = cli.json("backtest", "--strategy", "sma", "--steps", "300", "--grid", "fast=5,10", "--grid", "slow=30",
                     "--executor", "local", "--workers", "2")
     assert without_ids(grid["rows"]) == without_ids(pool["rows"])
+
+
+def test_a_grid_over_stored_bars_through_ray_equals_inline(rt, local_ray) -> None:
+    pytest.importorskip("backtesting")
+    from backtesting.test import GOOG
+
+    from tokenomics.store import iso
+
+    rows = [{"source": "file", "symbol": "GOOG", "timeframe": "1d", "ts": iso(ts.tz_localize("UTC").to_pydatetime()),
+             "open": r.Open, "high": r.High, "low": r.Low, "close": r.Close, "volume": float(r.Volume)}
+            for ts, r in GOOG.iterrows()]
+    rt.store.insert_ignore("bars", rows)
+    w = replay.window(rt, None, None, None, source="file", tf="1d", symbols=["GOOG"])
+    assert w.stored and w.last - w.first == len(GOOG)
+    combos = replay.grid_combinations(["fast=5,10", "slow=20,40"])
+    ex = RayExecutor()
+    try:
+        assert without_ids(sweeps.run_cells(rt, ex, "sma", w, combos)) == \
+            without_ids(sweeps.run_cells(rt, InlineExecutor(), "sma", w, combos))
+    finally:
+        ex.close()

@@ -63,11 +63,11 @@ def test_objectives_calmar_is_cagr_over_the_drawdown_and_undefined_values_are_no
 
 
 def test_holdout_is_the_end_of_the_window_and_options_are_checked() -> None:
-    ins, oos = search.split(Window(100, 400), 0.25)
+    ins, oos = search.split(None, Window(100, 400), 0.25)
     assert (ins.first, ins.last, oos.first, oos.last) == (100, 325, 325, 400)
-    assert search.split(Window(100, 400), 0.0) == (Window(100, 400), None)
+    assert search.split(None, Window(100, 400), 0.0) == (Window(100, 400), None)
     with pytest.raises(UsageProblem, match="too short"):
-        search.split(Window(0, 3), 0.5)
+        search.split(None, Window(0, 3), 0.5)
     for bad in (dict(objective="profit"), dict(sampler="grid"), dict(holdout=1.0), dict(trials=0)):
         args = {"objective": "sharpe", "sampler": "tpe", "trials": 5, "holdout": 0.2, "top": 3, "batch": 2, **bad}
         with pytest.raises(UsageProblem):

@@ -16,10 +16,14 @@ def optimize(
                                     "(integers), exits.stop_loss_pct=1.0..5.0:log (floats, log scale), x=0..1:0.1 "
                                     "(a step), symbol=BTC/USD,ETH/USD (choices), slow=30 (fixed)."),
     strategy: str = typer.Option("sma", "--strategy", help="sma, sentiment or model (as in backtest)."),
+    source: str = typer.Option(None, "--source", help="Bars to replay, as in backtest: file, ccxt, alpaca or sim "
+                               "(default: bars.source unless sim, else the one non-sim source stored, else sim)."),
+    timeframe: str = typer.Option(None, "--timeframe", "-t", help="Timeframe of the stored bars."),
+    symbol: list[str] = typer.Option(None, "--symbol", "-s", help="Symbol(s) to replay (default: every stored one)."),
     start: str = typer.Option(None, "--start", help="First moment of the window (ISO date/time, UTC)."),
-    end: str = typer.Option(None, "--end", help="Last moment (default: the sim clock's now)."),
-    steps: int = typer.Option(None, "--steps", min=2, help="Window length in sim steps when --start is not given "
-                              "(default: backtest.steps)."),
+    end: str = typer.Option(None, "--end", help="Last moment (default: the last stored bar; sim: the sim clock's now)."),
+    steps: int = typer.Option(None, "--steps", min=2, help="Window length in bars (sim: steps) when --start is "
+                              "not given (sim default: backtest.steps)."),
     objective: str = typer.Option("sharpe", "--objective", help="Maximised over the in-sample window: sharpe, "
                                   "sortino, calmar or total_return."),
     min_trades: int = typer.Option(1, "--min-trades", min=0, help="A trial with fewer closed trades is pruned."),
@@ -53,7 +57,7 @@ def optimize(
     replay.check_strategy(strategy)
     space = search.parse_space(param)
     search.check_options(objective, sampler, trials, holdout, top, batch)
-    w = replay.window(rt, start, end, steps)
+    w = replay.window(rt, start, end, steps, source=source, tf=timeframe, symbols=symbol)
     try:
         import optuna  # noqa: F401
     except ImportError:

@@ -10,8 +10,8 @@ import typer
 
 from tokenomics.core.errors import UsageProblem
 from tokenomics.output import emit, to_json
-from tokenomics.trading import account
-from tokenomics.trading.loop import progress_line, steps_for, tick
+from tokenomics.trading.loop import mark, progress_line, steps_for, tick
+from tokenomics.trading.monitor import Monitor
 
 app = typer.Typer()
 
@@ -45,13 +45,23 @@ def run(
         print(f"\nreceived {signals.Signals(signum).name}: finishing the current step", file=sys.stderr)
         stop.set()
 
+    monitor = Monitor(rt, form="once" if once else "loop", interval=interval, strategy=strategy)
+    monitor.start()  # heartbeat (`tokenomics health`) and notifications
     old = {sig: signals.signal(sig, _stop) for sig in (signals.SIGINT, signals.SIGTERM)}
-    start_equity = account.mark_to_market(rt)["equity"]
+    start_equity = mark(rt)["equity"]
     totals = {"strategy": strategy, "ticks": 0, "articles": 0, "opened": 0, "closed": 0, "realized_pnl": 0.0}
     start = rt.now().isoformat()
+    failure: BaseException | None = None
     try:
         while not stop.is_set() and (limit is None or totals["ticks"] < limit):
-            row = tick(rt, totals["ticks"] + 1, stop, steps)
+            since = monitor.mark()
+            try:
+                row = tick(rt, totals["ticks"] + 1, stop, steps)
+            except BaseException as exc:
+                failure = exc
+                monitor.after_tick(None, since, totals["ticks"] + 1)
+                raise
+            monitor.after_tick(row, since, totals["ticks"] + 1)
             totals["ticks"] += 1
             totals["articles"] += row.get("articles", 0)
             totals["opened"] += len(row.get("opened", []))
@@ -67,7 +77,8 @@ def run(
     finally:
         for sig, handler in old.items():
             signals.signal(sig, handler)
-    final = account.mark_to_market(rt)
+        monitor.stop("signal" if stop.is_set() else "ticks", failure)
+    final = mark(rt)
     summary = {
         **totals, "start": start, "end": rt.now().isoformat(), "start_equity": start_equity,
         **final, "open_positions": len(rt.store.positions()), "stopped_by": "signal" if stop.is_set() else "ticks",

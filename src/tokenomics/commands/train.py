@@ -58,6 +58,14 @@ def train(
 
     rt = ctx.obj
     s = rt.settings
+    if not grid:
+        if not name:
+            raise UsageProblem("train needs --name (or --grid to compare parameters without saving a model)")
+        ml.check_target(s.ml.models_dir, name, force)  # exit 2 before any work: a safe name, nothing in the way
+    params_ = _params(param) if param else dict(s.ml.params)
+    combos = _grid_combos(grid) if grid else [{}]
+    for combo in combos:  # bad --param or --grid values exit 2 now, not after the folds
+        ml.make_classifier(classifier or s.ml.classifier, {**params_, **combo})
     cv = cv or s.ml.cv
     if cv not in ("walk-forward", "purged"):
         raise UsageProblem(f"--cv must be walk-forward or purged (got {cv!r})")
@@ -69,18 +77,15 @@ def train(
     symbols = [x.upper() for x in symbol] if symbol else bars.stored_symbols(rt.store, source, tf)
     if not symbols:
         raise UsageProblem(f"no {source} {tf} bars in the store", hint=f"run `tokenomics fetch-bars --source {source}`")
-    params = _params(param) if param else dict(s.ml.params)
     if grid:
-        _grid(rt, grid, params, source=source, symbols=symbols, tf=tf, features=feats, classifier=classifier,
+        _grid(rt, combos, params_, source=source, symbols=symbols, tf=tf, features=feats, classifier=classifier,
               horizon=horizon, threshold=threshold, cv=cv, folds=folds, executor=executor, address=address,
               workers=workers)
         return
-    if not name:
-        raise UsageProblem("train needs --name (or --grid to compare parameters without saving)")
     with rt.store.run("train", rt.mode) as counts:
         card = ml.train(
             rt.store, name=name, source=source, symbols=symbols, timeframe=tf, features=feats,
-            classifier=classifier or s.ml.classifier, params=params,
+            classifier=classifier or s.ml.classifier, params=params_,
             horizon=horizon or s.ml.horizon, threshold_pct=s.ml.threshold_pct if threshold is None else threshold,
             cv=cv, folds=folds or s.ml.folds, embargo=s.ml.embargo, min_probability=s.ml.min_probability,
             cost_rate=rt.cost_rate, models_dir=s.ml.models_dir, now=rt.now(), force=force)
@@ -93,20 +98,23 @@ def train(
                   "net_return"])
 
 
-def _grid(rt, grid: list[str], params: dict, *, source: str, symbols: list[str], tf: str, features: list[str],
+def _grid_combos(grid: list[str]) -> list[dict]:
+    from tokenomics.research.backtest import grid_combinations
+
+    return grid_combinations(grid)
+
+
+def _grid(rt, combos: list[dict], params: dict, *, source: str, symbols: list[str], tf: str, features: list[str],
           classifier: str | None, horizon: int | None, threshold: float | None, cv: str, folds: int | None,
           executor: str | None, address: str | None, workers: int | None) -> None:
     """train --grid: the dataset is built once here and sent to the workers by value."""
     from tokenomics.executors import for_settings
-    from tokenomics.research import backtest as replay
     from tokenomics.research import ml, sweeps
 
     s = rt.settings
-    combos = replay.grid_combinations(grid)
     args = {"classifier": classifier or s.ml.classifier, "cv": cv, "folds": folds or s.ml.folds,
             "horizon": horizon or s.ml.horizon, "embargo": s.ml.embargo, "min_probability": s.ml.min_probability,
             "cost_rate": rt.cost_rate}
-    ml.make_classifier(args["classifier"], {**params, **combos[0]})  # a bad name or parameter exits 2 here
     with rt.store.run("train", rt.mode) as counts:
         data = ml.dataset(rt.store, source, symbols, tf, features, args["horizon"],
                           s.ml.threshold_pct if threshold is None else threshold)

@@ -25,13 +25,13 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tokenomics.core.errors import UsageProblem
 from tokenomics.research import backtest as replay
 from tokenomics.research import sweeps
-from tokenomics.store import iso
+from tokenomics.store import iso, parse_ts
 
 OBJECTIVES = ("sharpe", "sortino", "calmar", "total_return")
 SAMPLERS = ("tpe", "random")
@@ -135,21 +135,35 @@ def check_options(objective: str, sampler: str, trials: int, holdout: float, top
         raise UsageProblem(f"--holdout is the share of the window kept out of the search: 0 <= h < 1 (got {holdout})")
 
 
-def split(w: "replay.Window", holdout: float) -> tuple["replay.Window", "replay.Window | None"]:
-    """The in-sample window and the holdout after it (the last `holdout` share of the steps)."""
+def split(rt, w: "replay.Window", holdout: float) -> tuple["replay.Window", "replay.Window | None"]:
+    """The in-sample window and the holdout after it (the last `holdout` share of the steps or bars)."""
     if not holdout:
         return w, None
     cut = w.last - int(round((w.last - w.first) * holdout))
     if cut - w.first < 2 or w.last - cut < 2:
         raise UsageProblem(f"--holdout {holdout}: the window ({w.last - w.first} steps) is too short to split",
                            hint="widen the window with --steps or --start")
-    return replay.Window(w.first, cut), replay.Window(cut, w.last)
+    if not w.stored:
+        return replace(w, last=cut, note=None), replace(w, first=cut, note=None)
+    clock = replay.stored_clock(rt.store, w.source, w.timeframe, w.symbols, parse_ts(w.start), parse_ts(w.end))
+    c = cut - w.first
+    opts = {"source": w.source, "tf": w.timeframe, "symbols": list(w.symbols)}
+    return (replay.window(rt, iso(clock[0]), iso(clock[c]), None, **opts),
+            replay.window(rt, iso(clock[c]), iso(clock[-1]), None, **opts))
+
+
+def span(rt, w: "replay.Window") -> dict:
+    if w.stored:
+        return {"source": w.source, "timeframe": w.timeframe, "symbols": list(w.symbols), "start": w.start,
+                "end": w.end, "bars": w.last - w.first}
+    return {"source": "sim", "start": iso(rt.world.time_of(w.first)), "end": iso(rt.world.time_of(w.last)),
+            "steps": w.last - w.first}
 
 
 def study_name(strategy: str, objective: str, space: dict[str, Param], w: "replay.Window",
                holdout: float, min_trades: int, seed: int, sampler: str) -> str:
     """A name derived from everything that defines the search: the same command resumes the same study."""
-    ident = json.dumps([strategy, objective, sorted(p.spec() for p in space.values()), w.first, w.last,
+    ident = json.dumps([strategy, objective, sorted(p.spec() for p in space.values()), list(w.as_job()[:-1]),
                         holdout, min_trades, seed, sampler])
     return f"{strategy}-{objective}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
 
@@ -179,7 +193,7 @@ def search(rt, executor, *, strategy: str, w: "replay.Window", space: dict[str, 
     from optuna.trial import TrialState
 
     check_options(objective, sampler, trials, holdout, top, batch)
-    ins, oos = split(w, holdout)
+    ins, oos = split(rt, w, holdout)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = study or study_name(strategy, objective, space, ins, holdout, min_trades, seed, sampler)
     url = storage or f"sqlite:///{rt.db_path.resolve()}"
@@ -233,11 +247,12 @@ def search(rt, executor, *, strategy: str, w: "replay.Window", space: dict[str, 
         "seed": seed, "space": {k: p.spec().partition("=")[2] for k, p in space.items()},
         "min_trades": min_trades, "trials": complete + pruned, "complete": complete, "pruned": pruned,
         "resumed_from": resumed, "evaluated": evaluated, "failed_stale": len(stale),
-        "in_sample": {"start": iso(rt.world.time_of(ins.first)), "end": iso(rt.world.time_of(ins.last))},
+        "in_sample": span(rt, ins),
     }
     if oos is not None:
-        doc["holdout"] = {"start": iso(rt.world.time_of(oos.first)), "end": iso(rt.world.time_of(oos.last)),
-                          "share": holdout}
+        doc["holdout"] = {**span(rt, oos), "share": holdout}
+    if w.note:
+        doc["warnings"] = [w.note]
     doc["best"] = best
     return doc
 

@@ -27,14 +27,16 @@ from tokenomics.research import backtest as replay
 # --- backtest cells --------------------------------------------------------------------------
 def jobs_for(rt, strategy: str, w: "replay.Window", combos: list[dict]) -> list[dict]:
     return [{"config": rt.opts.config, "db": rt.db_path, "mode": rt.opts.mode, "strategy": strategy,
-             "window": (w.first, w.last), "params": c} for c in combos]
+             "window": w.as_job(), "params": c} for c in combos]
 
 
 def prepare(rt, strategy: str, w: "replay.Window") -> None:
-    """Store the sim bars the window needs, once, before any worker reads them."""
+    """Store the sim bars the window needs, once, before any worker reads them (stored bars are there)."""
     from tokenomics.research import bars as bars_mod
     from tokenomics.research import ml
 
+    if w.stored:
+        return
     warmup = bars_mod.sim_steps_for(ml.LOOKBACK_BARS) if strategy == "model" else 0
     bars_mod.ensure_sim_bars(rt, w.first + 1 - warmup, w.last)
 
