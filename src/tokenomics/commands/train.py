@@ -59,7 +59,7 @@ def train(
     rt = ctx.obj
     s = rt.settings
     if not grid:
-        if not name:
+        if name is None:
             raise UsageProblem("train needs --name (or --grid to compare parameters without saving a model)")
         ml.check_target(s.ml.models_dir, name, force)  # exit 2 before any work: a safe name, nothing in the way
     params_ = _params(param) if param else dict(s.ml.params)
