@@ -140,6 +140,7 @@ def test_news_cursor_pages_and_restarts_without_gaps_or_duplicates(fake, store):
 def test_syndicated_copies_are_stored_once_as_stories(fake, rt):
     from tokenomics.trading.news import store_articles
 
+    rt.advance(900)  # the sim clock past the articles' dates: an article from the future is rejected
     fake.add_news(1, "Apple beats estimates", ["AAPL"], "2026-03-02T15:10:00Z")
     fake.add_news(2, "Apple  beats estimates", ["AAPL"], "2026-03-02T15:12:00Z")
     fake.add_news(3, "Apple beats estimates", ["TSLA"], "2026-03-02T15:12:00Z")
