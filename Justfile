@@ -52,6 +52,7 @@ bench:
     python benchmarks/features.py
     python benchmarks/train.py
     python benchmarks/backtest_sma.py
+    python benchmarks/sweeps.py
 
 # Sim mode: the chain as separate commands, moving the sim clock one step first.
 sim-chain:

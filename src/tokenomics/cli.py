@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "risk": ("risk", "Risk metrics of the account (or --symbols) with --plot; `risk resume` lifts a drawdown halt."),
     "explain": ("explain", "The chain behind a trade (order id, signal id or symbol): news, score, size, gate, fills."),
     "backtest": ("backtest", "Replay history through the same chain (or the SMA reference); metrics, report, grids."),
+    "optimize": ("optimize", "Search strategy parameters with Optuna (seeded TPE); resumable study, holdout, Ray."),
     "rebalance": ("rebalance", "Target weights (HRP, mean-variance, ...) and the trades to get there; --execute sends."),
     "reconcile": ("reconcile", "Compare store and broker (orders, positions); --accept adopts the broker's view."),
     "health": ("health", "Exit 0 while `run` ticks on time and no provider is down for long; else 1 with the reason."),

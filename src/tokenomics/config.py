@@ -251,6 +251,8 @@ class BacktestSettings(Section):
     workers: int = Field(0, ge=0)
     fractional: bool = True  # SMA fast path: fractional units (lot size); false = whole units, as backtesting.py
     periods_per_year: float | None = Field(None, gt=0)  # annualisation override; None = the asset class calendar
+    executor: Literal["local", "inline", "ray"] = "local"
+    ray_address: str | None = None
 
 
 NotifyEvent = Literal["entry", "exit", "halt", "provider", "daily_summary", "loop"]

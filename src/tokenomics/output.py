@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenomics.runtime import Runtime
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def to_json(value: Any) -> str:

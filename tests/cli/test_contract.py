@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import REPO
 
 HEAVY = ("sklearn", "pandas", "numpy", "polars", "sqlite_utils", "alpaca", "google.genai", "ccxt", "skfolio",
-         "exchange_calendars", "joblib")
+         "exchange_calendars", "joblib", "optuna", "ray", "sqlalchemy")
 
 
 def test_help_imports_no_heavy_library():

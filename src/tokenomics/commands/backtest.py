@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -56,6 +55,10 @@ def backtest(
                                            "or the bars' observed spacing)."),
     curves: bool = typer.Option(False, "--curves", help="With --grid: keep each combination's equity curve "
                                 "in its row and saved result (left out by default: sweeps stay fast)."),
+    executor: str = typer.Option(None, "--executor", help="Where --grid cells run: local (process pool), inline "
+                                 "or ray (default: backtest.executor)."),
+    address: str = typer.Option(None, "--address", help="Ray cluster for --executor ray: auto or ray://HEAD:10001 "
+                                "(default: backtest.ray_address; none = a local Ray)."),
     report: Path = typer.Option(None, "--report", help="Write an offline HTML page with equity and drawdown "
                                 "charts (single runs)."),
 ) -> None:
@@ -65,7 +68,6 @@ def backtest(
     from tokenomics.core.errors import UsageProblem
     from tokenomics.logs import app_log as log
     from tokenomics.research import backtest as replay
-    from tokenomics.research import bars as bars_mod
 
     rt = ctx.obj
     replay.check_strategy(strategy)
@@ -79,18 +81,17 @@ def backtest(
     if len(combos) > 1:
         if report:
             raise UsageProblem("--report draws one run; drop --grid or --report")
-        from tokenomics.executors import LocalProcessExecutor
+        from tokenomics.executors import for_settings
+        from tokenomics.research import sweeps
 
-        if not w.stored:
-            bars_mod.ensure_sim_bars(rt, w.first + 1, w.last)  # once, before the workers read them
-        jobs = [{"config": rt.opts.config, "db": rt.db_path, "mode": rt.opts.mode, "strategy": strategy,
-                 "window": w.as_job(), "params": c, "curves": curves} for c in combos]
-        n = workers if workers is not None else rt.settings.backtest.workers
-        if strategy == "sma":  # ~30 ms a combination against ~1 s to start a worker (imports): small sweeps
-            n = max(1, min(n or os.cpu_count() or 1, len(jobs) // replay.SMA_JOBS_PER_WORKER))  # stay here
+        ex = for_settings(rt.settings, executor, address, workers)
+        if strategy == "sma" and not ex.remote and getattr(ex, "workers", 1) > 1:
+            # ~30 ms a combination against ~1 s to start a worker (imports): small sweeps stay here
+            ex.workers = max(1, min(ex.workers, len(combos) // replay.SMA_JOBS_PER_WORKER))
         try:
-            rows = LocalProcessExecutor(n).map(replay.grid_job, jobs)
+            rows = sweeps.run_cells(rt, ex, strategy, w, combos, curves=curves)
         finally:
+            ex.close()
             replay.release_workers()  # what an in-process sweep kept open here
         span = ({"source": w.source, "timeframe": w.timeframe, "symbols": list(w.symbols), "start": w.start,
                  "end": w.end} if w.stored else {"source": "sim", "start": rt.world.time_of(w.first).isoformat(),

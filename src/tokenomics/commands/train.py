@@ -28,7 +28,7 @@ def _params(pairs: list[str]) -> dict:
 @app.command()
 def train(
     ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Model name: saved under ml.models_dir/NAME/."),
+    name: str = typer.Option(None, "--name", help="Model name: saved under ml.models_dir/NAME/ (not with --grid)."),
     source: str = typer.Option("sim", "--source", help="Bars source in the store: sim, file or ccxt:<exchange>."),
     symbol: list[str] = typer.Option(None, "--symbol", "-s", help="Symbols to train on (default: every stored "
                                      "symbol of that source and timeframe)."),
@@ -43,6 +43,12 @@ def train(
     cv: str = typer.Option(None, "--cv", help="walk-forward or purged (default: ml.cv)."),
     folds: int = typer.Option(None, "--folds", min=2, help="CV folds (default: ml.folds)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing model of that name."),
+    grid: list[str] = typer.Option(None, "--grid", help="Classifier parameter k=v1,v2 (repeatable): cross-validate "
+                                   "every combination and compare their out-of-sample metrics; saves no model."),
+    executor: str = typer.Option(None, "--executor", help="Where --grid cells run: local (process pool), inline "
+                                 "or ray (default: backtest.executor)."),
+    address: str = typer.Option(None, "--address", help="Ray cluster for --executor ray: auto or ray://HEAD:10001."),
+    workers: int = typer.Option(None, "--workers", min=0, help="Processes for --grid (default: backtest.workers)."),
 ) -> None:
     """Train a classifier on stored bars: label = forward return over --horizon bars above --threshold-pct;
     time-series CV without shuffling (walk-forward, or purged k-fold with an embargo); per-fold accuracy,
@@ -52,9 +58,14 @@ def train(
 
     rt = ctx.obj
     s = rt.settings
-    ml.check_target(s.ml.models_dir, name, force)  # exit 2 before any work: a safe name, nothing in the way
+    if not grid:
+        if name is None:
+            raise UsageProblem("train needs --name (or --grid to compare parameters without saving a model)")
+        ml.check_target(s.ml.models_dir, name, force)  # exit 2 before any work: a safe name, nothing in the way
     params_ = _params(param) if param else dict(s.ml.params)
-    ml.make_classifier(classifier or s.ml.classifier, params_)  # bad --param exits 2 now, not after the folds
+    combos = _grid_combos(grid) if grid else [{}]
+    for combo in combos:  # bad --param or --grid values exit 2 now, not after the folds
+        ml.make_classifier(classifier or s.ml.classifier, {**params_, **combo})
     cv = cv or s.ml.cv
     if cv not in ("walk-forward", "purged"):
         raise UsageProblem(f"--cv must be walk-forward or purged (got {cv!r})")
@@ -66,6 +77,11 @@ def train(
     symbols = [x.upper() for x in symbol] if symbol else bars.stored_symbols(rt.store, source, tf)
     if not symbols:
         raise UsageProblem(f"no {source} {tf} bars in the store", hint=f"run `tokenomics fetch-bars --source {source}`")
+    if grid:
+        _grid(rt, combos, params_, source=source, symbols=symbols, tf=tf, features=feats, classifier=classifier,
+              horizon=horizon, threshold=threshold, cv=cv, folds=folds, executor=executor, address=address,
+              workers=workers)
+        return
     with rt.store.run("train", rt.mode) as counts:
         card = ml.train(
             rt.store, name=name, source=source, symbols=symbols, timeframe=tf, features=feats,
@@ -80,3 +96,37 @@ def train(
     emit(rt, doc, title=f"train {name}", rows_key="folds",
          columns=["fold", "test_from", "test_to", "rows", "accuracy", "precision", "roc_auc", "brier", "trades",
                   "net_return"])
+
+
+def _grid_combos(grid: list[str]) -> list[dict]:
+    from tokenomics.research.backtest import grid_combinations
+
+    return grid_combinations(grid)
+
+
+def _grid(rt, combos: list[dict], params: dict, *, source: str, symbols: list[str], tf: str, features: list[str],
+          classifier: str | None, horizon: int | None, threshold: float | None, cv: str, folds: int | None,
+          executor: str | None, address: str | None, workers: int | None) -> None:
+    """train --grid: the dataset is built once here and sent to the workers by value."""
+    from tokenomics.executors import for_settings
+    from tokenomics.research import ml, sweeps
+
+    s = rt.settings
+    args = {"classifier": classifier or s.ml.classifier, "cv": cv, "folds": folds or s.ml.folds,
+            "horizon": horizon or s.ml.horizon, "embargo": s.ml.embargo, "min_probability": s.ml.min_probability,
+            "cost_rate": rt.cost_rate}
+    with rt.store.run("train", rt.mode) as counts:
+        data = ml.dataset(rt.store, source, symbols, tf, features, args["horizon"],
+                          s.ml.threshold_pct if threshold is None else threshold)
+        ex = for_settings(s, executor, address, workers)
+        try:
+            rows = sweeps.train_grid(ex, data, combos, params, args)
+        finally:
+            ex.close()
+        counts.update(rows=int(len(data["y"])), combinations=len(rows))
+    keys = sorted({k for c in combos for k in c})
+    doc = {"classifier": args["classifier"], "params": params, "source": source, "symbols": data["symbols"],
+           "timeframe": tf, "rows": int(len(data["y"])), "cv": {"scheme": cv, "folds": args["folds"]},
+           "horizon": args["horizon"], "combinations": len(rows), "grid": rows}
+    emit(rt, doc, title=f"train --grid ({args['classifier']})", rows_key="grid",
+         columns=[*keys, "accuracy", "precision", "roc_auc", "brier", "net_return", "trades", "folds"])

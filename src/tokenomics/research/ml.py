@@ -231,14 +231,9 @@ def versions() -> dict[str, str]:
     return out
 
 
-def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe: str, features: list[str],
-          classifier: str, params: dict[str, Any], horizon: int, threshold_pct: float, cv: str, folds: int,
-          embargo: int, min_probability: float, cost_rate: float, models_dir: Path, now: datetime,
-          force: bool = False) -> dict[str, Any]:
-    """Cross-validate (no shuffling), fit on everything, save pipeline and card; return the card."""
-    check_target(models_dir, name, force)
-    data = dataset(store, source, symbols, timeframe, features, horizon, threshold_pct)
-    times = np.unique(data["ts"])
+def cross_validate(data: dict[str, Any], *, classifier: str, params: dict[str, Any], cv: str, folds: int,
+                   horizon: int, embargo: int, min_probability: float, cost_rate: float) -> list[dict[str, Any]]:
+    """Out-of-sample metrics of each time-series fold (no shuffling) of `dataset(...)`'s rows."""
     splits = core.time_splits(data["ts"], data["label_end"], data["group"], cv, folds, embargo)
     fold_rows = []
     for i, (tr, te) in enumerate(splits):
@@ -252,12 +247,31 @@ def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe
         fold_rows.append({"fold": i + 1, "train_from": iso(data["ts"][tr].min().astype(datetime)),
                           "test_from": iso(data["ts"][te].min().astype(datetime)),
                           "test_to": iso(data["ts"][te].max().astype(datetime)), **m})
+    return fold_rows
+
+
+MEAN_KEYS = ("accuracy", "precision", "roc_auc", "brier", "net_return", "buy_and_hold_net_return")
+
+
+def mean_metrics(fold_rows: list[dict[str, Any]]) -> dict[str, float]:
+    return {k: round(float(np.mean([f[k] for f in fold_rows if f[k] is not None])), 4)
+            for k in MEAN_KEYS if any(f[k] is not None for f in fold_rows)}
+
+
+def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe: str, features: list[str],
+          classifier: str, params: dict[str, Any], horizon: int, threshold_pct: float, cv: str, folds: int,
+          embargo: int, min_probability: float, cost_rate: float, models_dir: Path, now: datetime,
+          force: bool = False) -> dict[str, Any]:
+    """Cross-validate (no shuffling), fit on everything, save pipeline and card; return the card."""
+    check_target(models_dir, name, force)
+    data = dataset(store, source, symbols, timeframe, features, horizon, threshold_pct)
+    fold_rows = cross_validate(data, classifier=classifier, params=params, cv=cv, folds=folds, horizon=horizon,
+                               embargo=embargo, min_probability=min_probability, cost_rate=cost_rate)
     if len(set(data["y"].tolist())) < 2:
         raise UsageProblem("every label is the same class: change ml.horizon or ml.threshold_pct")
     pipe = make_pipeline(classifier, params).fit(data["x"], data["y"])
-    keys = ("accuracy", "precision", "roc_auc", "brier", "net_return", "buy_and_hold_net_return")
-    mean = {k: round(float(np.mean([f[k] for f in fold_rows if f[k] is not None])), 4)
-            for k in keys if any(f[k] is not None for f in fold_rows)}
+    mean = mean_metrics(fold_rows)
+    times = np.unique(data["ts"])
     card = {
         "name": name, "created_at": iso(now), "kind": "classifier", "classifier": classifier, "params": params,
         "source": source, "symbols": data["symbols"], "timeframe": timeframe,
