@@ -36,7 +36,14 @@ def doctor(ctx: typer.Context) -> None:
             raise RuntimeError(f"schema version {version}, expected {SCHEMA_VERSION}")
         return f"{rt.db_path} (schema {version}, journal {mode}, {st.scalar('SELECT COUNT(*) FROM articles')} articles)"
 
+    def writable():
+        why = rt.store.writable()
+        if why:
+            raise RuntimeError(f"not writable: {why}")
+        return f"{rt.db_path} is writable"
+
     checks.append(_check("store", store))
+    checks.append(_check("store writable", writable))
     checks.append(_check("calendar", lambda: f"NYSE open now: {rt.calendar.is_open('equity', rt.now())}"))
 
     def model():

@@ -3,6 +3,7 @@ import json
 import typer
 
 from tokenomics.core.money import cents
+from tokenomics.logs import app_log
 from tokenomics.output import emit
 from tokenomics.trading import account
 
@@ -15,6 +16,9 @@ def status(ctx: typer.Context) -> None:
     realized P&L and the last run of each command. Reads the store; changes nothing."""
     rt = ctx.obj
     st = rt.store
+    not_writable = st.writable()
+    if not_writable:
+        app_log.warning("the store is not writable: %s", not_writable)
     cash = st.cash(rt.settings.capital)
     positions = []
     for p in st.positions():
@@ -35,5 +39,6 @@ def status(ctx: typer.Context) -> None:
         "halts": [{"rule": h["rule"], "period": h["period"], "since": h["fired_at"], "detail": h["detail"],
                    "lifts": "by `tokenomics risk resume`" if h["rule"] == "max_drawdown" else "when the period rolls"}
                   for h in account.active_halts(rt)],
-        "last_runs": runs,
+        "last_runs": runs, "store": {"path": str(rt.db_path), "writable": not not_writable,
+                                     **({"problem": not_writable} if not_writable else {})},
     }, title="status", rows_key="positions")
