@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from tokenomics.core.errors import ConfigError
 
@@ -22,7 +22,7 @@ DEFAULT_CONFIG_PATH = Path("config/settings.yaml")
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class UniverseSettings(Section):
@@ -41,6 +41,12 @@ class UniverseSettings(Section):
         if bad:
             raise ValueError(f"crypto symbols are pairs like BTC/USD, got {bad}")
         return v
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "UniverseSettings":
+        if not self.equities and not self.crypto:
+            raise ValueError("the universe is empty: list at least one symbol under equities or crypto")
+        return self
 
     @property
     def symbols(self) -> list[str]:
@@ -145,6 +151,17 @@ class RiskSettings(Section):
     var_confidence: float = Field(0.95, gt=0.5, lt=1)
     risk_free_rate: float = Field(0.0, ge=-0.1, le=1)
     metrics_window: int = Field(100, ge=2)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a time zone of the IANA database, e.g. America/New_York or UTC") from None
+        return v
 
     @field_validator("max_asset_class_pct")
     @classmethod
@@ -280,8 +297,9 @@ class Settings(BaseSettings):
         env_prefix="TOKENOMICS_",
         env_nested_delimiter="__",
         env_file=".env",
-        extra="ignore",
+        extra="ignore",  # unknown keys are caught by load_settings, which can name where they came from
         validate_default=True,
+        allow_inf_nan=False,
     )
 
     mode: Mode = "sim"
@@ -338,7 +356,7 @@ def _format_validation_error(err: ValidationError, origin: str) -> str:
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         lines.append(f"{key}: {msg}{shown}")
-    return f"invalid configuration in {origin}:\n  " + "\n  ".join(lines)
+    return f"invalid configuration in {origin}: " + "; ".join(lines)
 
 
 def resolve_config_path(path: Path | None) -> Path | None:
@@ -358,8 +376,16 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     if path is not None:
         if not path.exists():
             raise ConfigError(f"config file not found: {path}", hint="run `tokenomics init` to write one")
+        if path.is_dir():
+            raise ConfigError(f"--config {path} is a folder, not a YAML file",
+                              hint=f"e.g. --config {path / 'settings.yaml'}")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte at position {exc.start}): "
+                              "is it the right file?") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):
@@ -369,14 +395,49 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             raise ConfigError(
                 f"config file {path} holds secrets ({', '.join(secretish)}): keys belong in the environment or .env"
             )
+        unknown = [k for k in loaded if k not in Settings.model_fields]
+        if unknown:
+            raise ConfigError(f"invalid configuration in {path}: {', '.join(map(str, unknown))}: unknown key",
+                              hint=f"the top-level keys are {', '.join(Settings.model_fields)}")
         data = loaded
+    _check_environment()
     _YamlSource.data = data
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, str(path or "defaults/environment"))) from None
+    except SettingsError as err:  # a list or mapping given in the environment that is not JSON
+        field = str(err).split('"')[1] if '"' in str(err) else ""
+        names = [k for k in os.environ if k.upper().startswith(f"TOKENOMICS_{field.upper()}")] or [field]
+        raise ConfigError(f"environment variable {', '.join(names)}: a list or mapping must be written as JSON",
+                          hint=f"e.g. {names[0]}='[\"AAPL\", \"MSFT\"]'") from None
     finally:
         _YamlSource.data = {}
+
+
+# TOKENOMICS_* variables that are not settings
+_ENV_NOT_SETTINGS = {"TOKENOMICS_CONFIG", "TOKENOMICS_DEBUG"}
+
+
+def _check_environment() -> None:
+    """A TOKENOMICS_* variable that names no setting is a typo, not something to ignore."""
+    bad = []
+    for key in os.environ:
+        upper = key.upper()
+        if not upper.startswith("TOKENOMICS_") or upper in _ENV_NOT_SETTINGS:
+            continue
+        parts = upper[len("TOKENOMICS_"):].lower().split("__")
+        field = Settings.model_fields.get(parts[0])
+        if field is None:
+            bad.append(key)
+            continue
+        model = field.annotation
+        if len(parts) > 1 and isinstance(model, type) and issubclass(model, BaseModel):
+            if parts[1] not in model.model_fields:
+                bad.append(key)
+    if bad:
+        raise ConfigError(f"environment variable {', '.join(sorted(bad))}: unknown setting",
+                          hint="TOKENOMICS_<SECTION>__<KEY>, e.g. TOKENOMICS_RISK__MAX_OPEN_POSITIONS=5")
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> list[str]:

@@ -35,6 +35,7 @@ class Options:
 @dataclass
 class Runtime:
     opts: Options = field(default_factory=Options)
+    create_store_dirs: bool = False  # `init` creates the store's folder; other commands refuse a missing one
 
     @cached_property
     def settings(self) -> Settings:
@@ -47,12 +48,26 @@ class Runtime:
                 "live mode needs both trading.paper: false in the config and --live on the command line",
                 hint="use --mode paper or sim to practise",
             )
+        if s.mode != "live" and self.opts.live:  # contradictions exit 2 before any connection
+            raise ConfigError(f"--live contradicts mode {s.mode} (from {self._mode_origin()}): --live only "
+                              "confirms --mode live", hint="drop --live, or use --mode live with trading.paper: false")
+        if s.mode != "live" and not s.trading.paper:
+            raise ConfigError(f"trading.paper: false contradicts mode {s.mode} (from {self._mode_origin()}): "
+                              "real-money trading is mode live", hint="set trading.paper: true, or use --mode live "
+                              "--live")
         if s.mode == "sim" and s.broker.provider != "paper":
             raise ConfigError("broker.provider: sim mode trades only with the paper broker")
         if s.mode != "sim" and s.broker.provider == "paper":
             raise ConfigError(f"broker.provider: mode {s.mode!r} trades through a real broker (alpaca or ccxt)",
                               hint="set broker.provider: alpaca (or ccxt), or use --mode sim")
         return s
+
+    def _mode_origin(self) -> str:
+        import os
+
+        if self.opts.mode:
+            return "--mode"
+        return "TOKENOMICS_MODE" if "TOKENOMICS_MODE" in os.environ else "the config's mode, default sim"
 
     @property
     def mode(self) -> str:
@@ -66,8 +81,14 @@ class Runtime:
     def store(self) -> Store:
         from tokenomics.logs import setup_logging
 
+        from tokenomics.config import StoreSettings
+
         setup_logging(self.settings.logs.dir, self.settings.logs.level, self.opts.verbose)
-        return Store.open(self.db_path, self.settings.store.busy_timeout_ms)
+        # the built-in default (data/ under the working directory) is created on first use, so the quick
+        # start needs no init; a folder named by --db or store.path must exist (a typo is no new account)
+        default = self.opts.db is None and self.settings.store.path == StoreSettings().path
+        return Store.open(self.db_path, self.settings.store.busy_timeout_ms,
+                          create_dirs=self.create_store_dirs or default)
 
     # --- time -------------------------------------------------------------------------------
     @cached_property

@@ -172,10 +172,61 @@ class LockBusy(TokenomicsError):
     exit_code = 1
 
 
+class StoreRefused(TokenomicsError):
+    """A path that is not (and must not become) a tokenomics store: exit 2."""
+
+    exit_code = 2
+
+
+def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
+    """An empty file is a new store; any other SQLite file must be a tokenomics store."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        return
+    try:
+        ours = {"meta", "runs"} <= tables and conn.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'").fetchone() is not None
+    except sqlite3.Error:
+        ours = False
+    if not ours:
+        raise StoreRefused(f"{path} is a SQLite file of another application (tables: "
+                           f"{', '.join(sorted(tables)[:5])}), not a tokenomics store: not touching it",
+                           hint="give --db a new file name or an existing tokenomics store")
+
+
+def _diagnose(path: Path, cause: Exception) -> Exception:
+    """SQLite says 'unable to open database file' for several causes: find which one it is."""
+    try:
+        fs = os.statvfs(path.parent)
+    except OSError:
+        return cause
+    if fs.f_flag & os.ST_RDONLY:
+        return OSError(errno.EROFS, "read-only file system")
+    if fs.f_bavail == 0:
+        return OSError(errno.ENOSPC, "no space left on device")
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        return OSError(errno.EACCES, "no write permission on the store file or its folder")
+    return cause
+
+
+def _open_read_only(path: Path, cause: Exception) -> tuple[sqlite3.Connection, str]:
+    """A store on a read-only disk or without write permission, opened for reading only."""
+    why = str(storage_fault(_diagnose(path, cause), path) or f"store {path} is not writable: ({cause})")
+    for uri in (f"file:{path}?mode=ro", f"file:{path}?mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn, why
+        except sqlite3.Error:
+            continue
+    raise StoreError(f"cannot open store {path}: {cause}") from None
+
+
 # storage faults: (text in SQLite's message or errno, the cause in words, what to do)
 _FAULTS = [
     (("database or disk is full", errno.ENOSPC), "the disk is full", "free some space, then re-run"),
-    (("readonly database", "read-only file system", errno.EROFS, errno.EACCES, errno.EPERM),
+    (("readonly database", "read-only file system", "unable to open database file", errno.EROFS,
+      errno.EACCES, errno.EPERM),
      "the store is read-only", "make the file and its folder writable (or remount the disk read-write), then re-run"),
     (("disk i/o error", errno.EIO), "a disk I/O error",
      "check the disk (dmesg, free space, mounts), then run `tokenomics doctor`"),
@@ -191,7 +242,8 @@ def storage_fault(exc: BaseException, path: Path | str | None) -> "StoreError | 
     code = getattr(exc, "errno", None)
     for needles, cause, todo in _FAULTS:
         if any(n == code if isinstance(n, int) else n in text for n in needles):
-            return StoreError(f"store {path or '(unknown)'}: {cause} ({exc}); committed work is kept", hint=todo)
+            return StoreError(f"store {path or '(unknown)'} is not writable: {cause} ({exc})",
+                              hint=f"{todo} (what was committed is kept)")
     return None
 
 
@@ -201,21 +253,58 @@ class Store:
     db: Database
 
     # --- lifecycle -------------------------------------------------------------------------
+    read_only: str | None = None  # why the store cannot be written, when it was opened read-only
+
     @classmethod
-    def open(cls, path: Path, busy_timeout_ms: int = 5000) -> "Store":
+    def open(cls, path: Path, busy_timeout_ms: int = 5000, *, create_dirs: bool = True) -> "Store":
+        """Open (or create) a tokenomics store. Refused (exit 2): a missing folder unless create_dirs,
+        a folder, a file that is not SQLite, a SQLite file of another application. A store that cannot
+        be written is opened read-only (read_only says why); writing to it is a StoreError naming it."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise StoreRefused(f"store {path} is a folder, not a store file", hint="give a file path to --db")
+        if not path.parent.is_dir():
+            if not create_dirs:
+                raise StoreRefused(f"store {path}: folder {path.parent} does not exist",
+                                   hint="check --db / store.path; `tokenomics init` creates the store and its folder")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        conn, read_only = None, None
         try:
             conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None)
+            _check_ours(conn, path)
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open store {path}: {exc}") from None
-        store = cls(path=path, db=Database(conn))
+            if conn is not None:
+                conn.close()
+            if "not a database" in str(exc):
+                raise StoreRefused(f"{path} is not a tokenomics store (not a SQLite file)",
+                                   hint="check --db / store.path") from None
+            if not path.exists():
+                raise storage_fault(exc, path) or StoreError(f"cannot open store {path}: {exc}") from None
+            conn, read_only = _open_read_only(path, exc)
+            _check_ours(conn, path)
+        store = cls(path=path, db=Database(conn), read_only=read_only)
         store.migrate()
         return store
+
+    def writable(self) -> str | None:
+        """None when a write would succeed now; else why not (read-only file or disk, full disk)."""
+        if self.read_only:
+            return self.read_only
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute("INSERT INTO meta(key, value) VALUES ('write_check', '1') "
+                                "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            finally:
+                self.db.execute("ROLLBACK")
+        except (sqlite3.Error, OSError) as exc:
+            fault = storage_fault(exc, self.path)
+            return str(fault) if fault else str(exc)
+        return None
 
     def close(self) -> None:
         self.db.close()

@@ -78,3 +78,173 @@ def test_train_bad_param_exits_2_before_any_work(cli):
     proc = cli("train", "--name", "m", "--param", "n_estimators=abc")
     one_error_line(proc, 2, "n_estimators", "abc")
     assert not (cli.cwd / "trained_models").exists()
+
+
+# --- silent defaults and contradictions ---------------------------------------------------------------
+@pytest.mark.parametrize("yaml_text,needles", [
+    ("riks:\n  max_open_positions: 1\n", ["riks", "unknown key"]),
+    ("captial: 5000\n", ["captial", "unknown key"]),
+    ("risk:\n  timezone: Mars/Olympus\n", ["risk.timezone", "time zone"]),
+    ("capital: .inf\n", ["capital", "finite"]),
+    ("risk:\n  max_position_pct: .nan\n", ["risk.max_position_pct", "finite"]),
+    ("universe:\n  equities: []\n  crypto: []\n", ["universe", "empty"]),
+])
+def test_config_problems_exit_2_naming_the_key_in_every_command(cli, yaml_text, needles):
+    cfg = cli.cwd / "bad.yaml"
+    cfg.write_text(yaml_text)
+    for cmd in (["doctor"], ["status"], ["run", "--once"]):
+        one_error_line(cli("--config", str(cfg), *cmd), 2, *needles)
+    assert not (cli.cwd / "store.db").exists()
+
+
+@pytest.mark.parametrize("env,needles", [
+    ({"TOKENOMICS_UNIVERSE__EQUITIES": "AAPL"}, ["TOKENOMICS_UNIVERSE__EQUITIES", "JSON"]),
+    ({"TOKENOMICS_RIKS__MAX_OPEN_POSITIONS": "1"}, ["TOKENOMICS_RIKS__MAX_OPEN_POSITIONS", "unknown setting"]),
+    ({"TOKENOMICS_RISK__MAX_OPEN_POSITONS": "1"}, ["TOKENOMICS_RISK__MAX_OPEN_POSITONS", "unknown setting"]),
+    ({"TOKENOMICS_CAPITAL": "inf"}, ["capital", "finite"]),
+])
+def test_environment_problems_exit_2_naming_the_variable(cli, env, needles):
+    one_error_line(cli("status", env=env), 2, *needles)
+
+
+def test_a_json_list_in_the_environment_works(cli):
+    doc = cli.json("doctor", env={"TOKENOMICS_UNIVERSE__EQUITIES": '["AAPL"]'})
+    assert [c for c in doc["checks"] if c["check"] == "universe"][0]["detail"] == "AAPL, BTC/USD, ETH/USD"
+
+
+def test_config_that_is_binary_or_a_folder_exits_2(cli):
+    (cli.cwd / "bin.yaml").write_bytes(bytes(range(256)) * 4)
+    one_error_line(cli("--config", "bin.yaml", "status"), 2, "bin.yaml", "UTF-8")
+    (cli.cwd / "cfgdir").mkdir()
+    one_error_line(cli("--config", "cfgdir", "status"), 2, "cfgdir", "folder")
+
+
+@pytest.mark.parametrize("yaml_text,args,needles", [
+    ("", ["--live", "status"], ["--live", "mode sim"]),
+    ("", ["--mode", "paper", "--live", "status"], ["--live", "mode paper"]),
+    ("mode: paper\nbroker:\n  provider: alpaca\n", ["--live", "run", "--once"], ["--live", "mode paper"]),
+    ("trading:\n  paper: false\n", ["--mode", "paper", "status"], ["trading.paper: false", "mode paper"]),
+    ("trading:\n  paper: false\n", ["status"], ["trading.paper: false", "mode sim"]),
+])
+def test_contradictory_mode_settings_exit_2_naming_both(cli, yaml_text, args, needles):
+    cfg = cli.cwd / "c.yaml"
+    cfg.write_text(yaml_text)
+    # keys pointing at a closed port: any connection attempt would fail differently (exit 1, not 2)
+    env = {"ALPACA_API_KEY": "k", "ALPACA_SECRET_KEY": "s", "TOKENOMICS_BROKER__TRADING_URL": "http://127.0.0.1:9"}
+    one_error_line(cli("--config", str(cfg), *args, env=env), 2, *needles)
+
+
+# --- the store: never created by accident, never someone else's file --------------------------------
+def test_db_in_a_missing_folder_is_refused_and_nothing_is_created(cli):
+    one_error_line(cli("--db", "nodir/sub/x.db", "status"), 2, "nodir/sub", "does not exist", "init")
+    assert not (cli.cwd / "nodir").exists()
+    one_error_line(cli("status", env={"TOKENOMICS_STORE__PATH": str(cli.cwd / "typo" / "s.db")}), 2, "typo")
+    assert not (cli.cwd / "typo").exists()
+
+
+def test_init_creates_the_folder_and_puts_everything_under_dir(cli):
+    del cli.env["TOKENOMICS_STORE__PATH"], cli.env["TOKENOMICS_LOGS__DIR"]  # the defaults: data/, logs/
+    doc = cli.json("init", "--dir", "proj")
+    root = cli.cwd / "proj"
+    assert (root / "config" / "settings.yaml").exists() and (root / ".env.example").exists()
+    assert (cli.cwd / doc["store"]).resolve() == (root / "data" / "tokenomics.db").resolve()
+    assert (root / "data" / "tokenomics.db").exists()
+    assert (root / "logs" / "app.log").exists()
+    assert sorted(p.name for p in cli.cwd.iterdir()) == ["proj"]
+    (cli.cwd / "afile").write_text("x")
+    one_error_line(cli("init", "--dir", "afile"), 2, "afile", "is a file")
+    assert (cli.cwd / "afile").read_text() == "x"
+
+
+def test_a_foreign_sqlite_file_is_refused_untouched(cli):
+    for name, tables in (("other.db", ["CREATE TABLE meta (a, b)", "INSERT INTO meta VALUES (1, 2)"]),
+                         ("app.db", ["CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)"])):
+        conn = sqlite3.connect(cli.cwd / name)
+        for sql in tables:
+            conn.execute(sql)
+        conn.commit()
+        conn.close()
+        before = (cli.cwd / name).read_bytes()
+        for cmd in (["status"], ["run", "--once"], ["doctor"]):
+            one_error_line(cli("--db", name, *cmd), 2, name, "not a tokenomics store")
+        assert (cli.cwd / name).read_bytes() == before
+    (cli.cwd / "notes.db").write_text("just text, not SQLite\n" * 20)
+    one_error_line(cli("--db", "notes.db", "status"), 2, "notes.db", "not a SQLite file")
+
+
+# --- storage faults: one line naming the store, exit 1; status and doctor say it -----------------------
+def _namespace_mounts_work() -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"],
+                          capture_output=True).returncode == 0
+
+
+needs_mounts = pytest.mark.skipif(not _namespace_mounts_work(), reason="needs unshare -m and mount (root)")
+
+
+def _in_mount_namespace(cli, script: str) -> dict[str, tuple[int, str, str]]:
+    """Run `script` (sh) in a private mount namespace; each `step NAME args...` runs the CLI and records
+    (exit code, stdout, stderr) under NAME."""
+    import shlex
+    import subprocess
+    import sys
+
+    out = cli.cwd / "out"
+    out.mkdir()
+    prelude = (f'step() {{ n=$1; shift; {shlex.quote(sys.executable)} -m tokenomics.cli "$@" '
+               f'>{out}/$n.out 2>{out}/$n.err; echo $? >{out}/$n.rc; }}\n')
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", prelude + script], cwd=cli.cwd, env=cli.env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return {p.stem: (int(p.read_text()), (out / f"{p.stem}.out").read_text(), (out / f"{p.stem}.err").read_text())
+            for p in out.glob("*.rc")}
+
+
+class _Proc:
+    def __init__(self, rc, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = rc, stdout, stderr
+
+
+@needs_mounts
+def test_a_full_disk_is_one_line_naming_the_store_and_the_store_recovers(cli):
+    res = _in_mount_namespace(cli, """
+mkdir d && mount -t tmpfs -o size=3m tmpfs d
+step init --db d/s.db init --json
+dd if=/dev/zero of=d/filler bs=4k count=700 2>/dev/null || true
+step loop --db d/s.db run --loop --ticks 400 --interval 0 --json
+dd if=/dev/zero of=d/filler2 bs=4k 2>/dev/null || true
+step status --db d/s.db status --json
+step doctor --db d/s.db doctor --json
+rm d/filler d/filler2
+step again --db d/s.db run --loop --ticks 2 --interval 0 --json
+""")
+    assert res["init"][0] == 0, res["init"]
+    one_error_line(_Proc(*res["loop"]), 1, "d/s.db", "disk is full", "free some space")
+    assert json.loads(res["status"][1])["store"]["writable"] is False and "not writable" in res["status"][2]
+    doctor = json.loads(res["doctor"][1])
+    assert not doctor["ok"] and "disk is full" in [c for c in doctor["checks"] if c["check"] == "store writable"][0]["detail"]
+    assert res["again"][0] == 0 and json.loads(res["again"][1])["ticks"] == 2
+
+
+@needs_mounts
+def test_a_read_only_store_is_one_line_and_status_says_so(cli):
+    res = _in_mount_namespace(cli, """
+mkdir d
+step init --db d/s.db init --json
+mount --bind d d && mount -o remount,ro,bind d
+step run --db d/s.db run --once --json
+step loop --db d/s.db run --loop --ticks 3 --interval 0 --json
+step status --db d/s.db status --json
+step doctor --db d/s.db doctor --json
+""")
+    for name in ("run", "loop"):
+        one_error_line(_Proc(*res[name]), 1, "d/s.db", "read-only")
+    status = json.loads(res["status"][1])
+    assert res["status"][0] == 0 and status["store"]["writable"] is False and status["cash"] == 10000
+    doctor = json.loads(res["doctor"][1])
+    assert res["doctor"][0] == 1 and "read-only" in [c for c in doctor["checks"]
+                                                      if c["check"] == "store writable"][0]["detail"]

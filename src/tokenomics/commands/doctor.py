@@ -6,9 +6,15 @@ app = typer.Typer()
 
 
 def _check(name: str, fn) -> dict:
+    from tokenomics.core.errors import TokenomicsError
+
     try:
         detail = fn()
         return {"check": name, "ok": True, "detail": detail}
+    except TokenomicsError as exc:
+        if exc.exit_code == 2:  # bad usage (a --db that is not a store): exit 2 like a bad config
+            raise
+        return {"check": name, "ok": False, "detail": str(exc)}
     except Exception as exc:  # a check reports every failure instead of stopping at the first
         from tokenomics.keys import redact
 
@@ -38,7 +44,14 @@ def doctor(ctx: typer.Context) -> None:
             raise RuntimeError(f"schema version {version}, expected {SCHEMA_VERSION}")
         return f"{rt.db_path} (schema {version}, journal {mode}, {st.scalar('SELECT COUNT(*) FROM articles')} articles)"
 
+    def writable():
+        why = rt.store.writable()
+        if why:
+            raise RuntimeError(f"not writable: {why}")
+        return f"{rt.db_path} is writable"
+
     checks.append(_check("store", store))
+    checks.append(_check("store writable", writable))
     checks.append(_check("calendar", lambda: f"NYSE open now: {rt.calendar.is_open('equity', rt.now())}"))
 
     def model():

@@ -23,14 +23,23 @@ ENV_EXAMPLE = """# Secrets live here or in the environment, never in config/sett
 @app.command()
 def init(
     ctx: typer.Context,
-    directory: Path = typer.Option(Path("."), "--dir", help="Where to write config/settings.yaml and .env.example."),
+    directory: Path = typer.Option(Path("."), "--dir", help="Where to put everything init creates: "
+                                   "config/settings.yaml, .env.example, the store and logs/ (created if missing)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing config."),
 ) -> None:
     """Write a commented config/settings.yaml (every parameter with its default) and .env.example,
     then create the store. Never overwrites an existing config without --force."""
+    from tokenomics.core.errors import UsageProblem
+
     rt = ctx.obj
+    if directory.exists() and not directory.is_dir():
+        raise UsageProblem(f"--dir {directory} is a file, not a folder", hint="give a folder (it is created if missing)")
     cfg = directory / "config" / "settings.yaml"
     written = []
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageProblem(f"--dir {directory}: cannot create it ({exc.strerror or exc})") from None
     if cfg.exists() and not force:
         status = "kept existing"
     else:
@@ -44,6 +53,13 @@ def init(
         written.append(str(env))
     if rt.opts.config is None:
         rt.opts.config = cfg
+    s = rt.settings
+    if directory != Path("."):  # everything init creates goes under --dir: config, .env.example, store, logs
+        if rt.opts.db is None and not s.store.path.is_absolute():
+            rt.opts.db = directory / s.store.path
+        if not s.logs.dir.is_absolute():
+            s.logs.dir = directory / s.logs.dir
+    rt.create_store_dirs = True
     st = rt.store
     emit(rt, {"config": str(cfg), "config_status": status, "written": written, "store": str(rt.db_path),
               "schema_version": st.schema_version()}, title="init")

@@ -4,6 +4,7 @@ import typer
 
 from tokenomics.core.errors import ProviderError
 from tokenomics.core.money import cents
+from tokenomics.logs import app_log
 from tokenomics.output import emit
 from tokenomics.trading import account
 from tokenomics.trading.faults import health_rows
@@ -17,6 +18,9 @@ def status(ctx: typer.Context) -> None:
     realized P&L and the last run of each command. Reads the store; changes nothing."""
     rt = ctx.obj
     st = rt.store
+    not_writable = st.writable()
+    if not_writable:
+        app_log.warning("the store is not writable: %s", not_writable)
     cash = st.cash(rt.settings.capital)
     positions = []
     for p in st.positions():
@@ -47,4 +51,6 @@ def status(ctx: typer.Context) -> None:
         "last_runs": runs,
         "articles": articles,  # by status: pending, scored, duplicate, failed (gave up after max_attempts)
         "failed_articles": failed,  # the latest 10, with the reason (`explain ARTICLE_ID` for the rest)
+        "store": {"path": str(rt.db_path), "writable": not not_writable,
+                  **({"problem": not_writable} if not_writable else {})},
     }, title="status", rows_key="positions")
