@@ -66,7 +66,8 @@ class Runtime:
     def store(self) -> Store:
         from tokenomics.logs import setup_logging
 
-        setup_logging(self.settings.logs.dir, self.settings.logs.level, self.opts.verbose)
+        lg = self.settings.logs
+        setup_logging(lg.dir, lg.level, self.opts.verbose, lg.output)
         return Store.open(self.db_path, self.settings.store.busy_timeout_ms)
 
     # --- time -------------------------------------------------------------------------------

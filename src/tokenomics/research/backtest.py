@@ -341,7 +341,7 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
             out = collect(rep, start_equity)
         finally:
             rep.close()
-            setup_logging(rt.settings.logs.dir, rt.settings.logs.level, rt.opts.verbose)
+            setup_logging(rt.settings.logs.dir, rt.settings.logs.level, rt.opts.verbose, rt.settings.logs.output)
     out["scored"] = cached.scored
     if model:
         out["params"] = {"model": model}
