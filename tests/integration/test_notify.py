@@ -122,6 +122,9 @@ def test_notify_test_reaches_each_url_with_secrets_from_the_environment(cli, rec
                                 "message": "tokenomics can reach you.", "attachments": [], "type": "info"}]
     missing = cli("--config", cfg, "notify", "--test")
     assert missing.returncode == 2 and "HOOK_PORT" in missing.stderr
+    run = cli("--config", cfg, "run", "--once")  # the loop refuses to start without it, before any tick
+    assert run.returncode == 2 and "notify.urls[0]: HOOK_PORT is not set" in run.stderr
+    assert "tick" not in run.stderr
 
 
 def test_notify_test_exits_1_when_refused_and_2_without_urls(cli):
