@@ -7,6 +7,7 @@ an order book so tests can assert what the broker received (and that nothing cam
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -39,6 +40,11 @@ class FakeProviders:
         self.bars_page_size = 10_000  # the server's own cap per page (Alpaca's is 10000)
         self.bars_errors: dict[str, int] = {}  # symbol -> HTTP status its bar requests get
         self.bar_queries: list[dict] = []  # every bars request's query (and path)
+        self.faults: dict[str, list] = {}  # path prefix -> faults for its next requests (an HTTP code, "reset", "html")
+        self.down: dict[str, object] = {}  # path prefix -> a fault every request to it gets, until removed
+        self.crypto_fee_bps = 0.0  # crypto buys: the fee comes out of the coin received
+        self.activities: list[dict] = []  # account activities (crypto fees: CFEE)
+        self.on_request = None  # called with (method, path) before each request is answered
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -67,16 +73,53 @@ class FakeProviders:
                     {"t": t, "o": 99.5 + i, "h": 101.0 + i, "l": 99.0 + i, "c": 100.0 + i, "v": 1000 + i,
                      "n": 10, "vw": 100.0 + i})
 
-    def fill(self, coid: str, qty: float | None = None) -> None:
-        """Fill an open order (fully, or up to qty)."""
+    def fill(self, coid: str, qty: float | None = None, price: float | None = None) -> None:
+        """Fill an open order (fully, or up to qty), at the current price (or `price`)."""
         o = self.orders[coid]
         target = float(o["qty"]) if qty is None else qty
         delta = (target - float(o["filled_qty"])) * (1 if o["side"] == "buy" else -1)
+        if delta > 0 and o["asset_class"] == "crypto" and self.crypto_fee_bps:
+            fee = round(delta * self.crypto_fee_bps / 1e4, 9)  # Alpaca crypto: the fee is paid in the coin
+            self.activities.append({"id": str(uuid.uuid4()), "activity_type": "CFEE", "date": now_iso()[:10],
+                                    "symbol": o["symbol"].replace("/", ""), "qty": str(-fee),
+                                    "price": str(self.prices[o["symbol"]]), "order_id": o["id"],
+                                    "net_amount": "0", "description": "crypto fee"})
+            delta -= fee
         self.positions[o["symbol"]] = round(self.positions.get(o["symbol"], 0.0) + delta, 9)
         o["filled_qty"] = str(target)
-        o["filled_avg_price"] = str(self.prices[o["symbol"]])
+        o["filled_avg_price"] = str(self.prices[o["symbol"]] if price is None else price)
         o["status"] = "filled" if abs(target - float(o["qty"])) < 1e-12 else "partially_filled"
         o["filled_at"] = o["updated_at"] = now_iso()
+        if o["status"] == "filled" and o.get("parent"):  # one leg of a bracket filled: the other is canceled
+            for leg in self.orders[o["parent"]]["legs"] or []:
+                if leg is not o and leg["status"] in ("new", "held", "accepted"):
+                    leg["status"], leg["canceled_at"] = "canceled", now_iso()
+
+    def fill_leg(self, parent_coid: str, kind: str, price: float) -> dict:
+        """A bracket's take-profit ("limit") or stop-loss ("stop") leg fills at the broker at `price`."""
+        leg = next(g for g in self.orders[parent_coid]["legs"] if g["order_type"] == kind)
+        self.fill(leg["client_order_id"], price=price)
+        return leg
+
+    def expire(self, coid: str) -> None:
+        """A DAY order that did not fill ends expired at the close."""
+        self.orders[coid]["status"] = "expired"
+        self.orders[coid]["expired_at"] = self.orders[coid]["updated_at"] = now_iso()
+
+    def held_by_legs(self, symbol: str) -> float:
+        """Shares held for the open legs of brackets (the two legs of one bracket hold the same shares)."""
+        return sum(float(o["filled_qty"]) for o in self.orders.values()
+                   if o["symbol"] == symbol and o.get("legs")
+                   and any(g["status"] in ("new", "held", "accepted") for g in o["legs"]))
+
+    def take_fault(self, path: str):
+        for prefix, fault in self.down.items():
+            if path.startswith(prefix):
+                return fault
+        for prefix, faults in self.faults.items():
+            if path.startswith(prefix) and faults:
+                return faults.pop(0)
+        return None
 
     # --- the HTTP side -----------------------------------------------------------------------
     def _handler(self):
@@ -109,6 +152,9 @@ class FakeProviders:
             def do_POST(self):
                 self._route("POST")
 
+            def do_DELETE(self):
+                self._route("DELETE")
+
             def _route(self, method: str) -> None:
                 u = urlparse(self.path)
                 q = {k: v[0] for k, v in parse_qs(u.query).items()}
@@ -117,13 +163,38 @@ class FakeProviders:
                     n = int(self.headers.get("Content-Length") or 0)
                     body = json.loads(self.rfile.read(n) or b"{}")
                 fake.requests.append((method, u.path))
+                if fake.on_request is not None:
+                    fake.on_request(method, u.path)
                 if not self._authed():
                     return self._send(401, {"code": 40110000, "message": "request is not authorized"})
+                fault = fake.take_fault(u.path)
+                if fault == "reset":  # the connection drops with no answer
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return None
+                if fault == "html":  # a proxy's error page instead of JSON
+                    data = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+                    self.send_response(502)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return None
+                if isinstance(fault, int):
+                    msg = {401: "request is not authorized", 403: "forbidden", 429: "rate limit exceeded"}
+                    return self._send(fault, {"code": fault * 100000, "message": msg.get(fault, "internal server error")})
                 with fake.lock:
                     code, out = fake.route(method, u.path, q, body)
                 if code == "slow":
                     time.sleep(fake.slow_seconds)
                     code = 200
+                if code == 204:
+                    self.send_response(204)
+                    self.end_headers()
+                    return None
                 self._send(code, out)
 
         return Handler
@@ -142,9 +213,21 @@ class FakeProviders:
             return (200, o) if o else (404, {"code": 40410000, "message": "order not found"})
         if path == "/v2/orders" and method == "POST":
             return self._submit(body)
+        if path.startswith("/v2/orders/") and method == "DELETE":
+            o = next((o for o in self.orders.values() if o["id"] == path.rsplit("/", 1)[1]), None)
+            if o is None:
+                return 404, {"code": 40410000, "message": "order not found"}
+            if o["status"] in ("filled", "canceled", "expired", "rejected"):
+                return 422, {"code": 42210000, "message": f"order is already in \"{o['status']}\" state"}
+            o["status"], o["canceled_at"], o["updated_at"] = "canceled", now_iso(), now_iso()
+            return 204, None
+        if path.startswith("/v2/account/activities"):
+            kind = path.rsplit("/", 1)[1]
+            return 200, [a for a in self.activities if kind in ("activities", a["activity_type"])]
         if path == "/v1beta1/news":
             start = q.get("start", "")
-            items = sorted((n for n in self.news if n["created_at"] >= start.replace("+00:00", "Z")),
+            end = q.get("end", "").replace("+00:00", "Z") or "9999"
+            items = sorted((n for n in self.news if start.replace("+00:00", "Z") <= n["created_at"] <= end),
                            key=lambda n: (n["created_at"], n["id"]))
             offset = int(q.get("page_token") or 0)
             limit = int(q.get("limit") or 50)
@@ -205,6 +288,11 @@ class FakeProviders:
             return 403, {"code": 40310000, "message": "insufficient buying power"}
         price = self.prices[body["symbol"]]
         qty = float(body["qty"]) if body.get("qty") else round(float(body["notional"]) / price, 9)
+        if body["side"] == "sell":  # shares held by open bracket legs are not available to another sell
+            available = round(self.positions.get(body["symbol"], 0.0) - self.held_by_legs(body["symbol"]), 9)
+            if qty > available + 1e-12:
+                return 403, {"code": 40310000, "message": f"insufficient qty available for order "
+                                                          f"(requested: {qty:g}, available: {max(available, 0):g})"}
         ts = now_iso()
         o = {"id": str(uuid.uuid4()), "client_order_id": coid, "created_at": ts, "updated_at": ts,
              "submitted_at": ts, "filled_at": None, "asset_id": str(uuid.uuid4()), "symbol": body["symbol"],
@@ -213,6 +301,15 @@ class FakeProviders:
              "order_type": "market", "type": "market", "side": body["side"], "time_in_force": body["time_in_force"],
              "status": "new", "extended_hours": False, "legs": None}
         self.orders[coid] = o
+        if body.get("order_class") == "bracket":  # child orders that hold the shares once the entry fills
+            o["legs"] = []
+            for kind, key, field in (("limit", "take_profit", "limit_price"), ("stop", "stop_loss", "stop_price")):
+                leg = {**o, "id": str(uuid.uuid4()), "client_order_id": str(uuid.uuid4()), "side": "sell",
+                       "order_type": kind, "type": kind, "time_in_force": "gtc", "legs": None, "parent": coid,
+                       "status": "new" if kind == "limit" else "held", "order_class": "bracket",
+                       "notional": None, field: str(body[key][field])}
+                self.orders[leg["client_order_id"]] = leg
+                o["legs"].append(leg)
         if self.fill_mode == "fill":
             self.fill(coid)
         elif self.fill_mode == "partial":

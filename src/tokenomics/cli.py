@@ -73,10 +73,17 @@ class LazyGroup(TyperGroup):
             return super().invoke(ctx)
         except TokenomicsError as exc:
             fail(exc.exit_code, str(exc), exc.hint)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as exc:  # no traceback on the terminal: one line, the traceback in logs/app.log
+            _unexpected(ctx, exc)
         finally:
             rt = ctx.obj
             if rt is not None and hasattr(rt, "close"):
-                rt.close()
+                try:
+                    rt.close()
+                except Exception:  # a store that failed mid-command must not turn into a traceback here
+                    pass
 
 
 app = typer.Typer(
@@ -91,10 +98,36 @@ app = typer.Typer(
 
 
 def fail(code: int, message: str, hint: str = "") -> None:
-    print(f"error: {message}", file=sys.stderr)
-    if hint:
-        print(f"hint: {hint}", file=sys.stderr)
+    """The one error style: one line on stderr, what went wrong and (after 'hint:') what to do."""
+    line = " ".join(message.split())
+    print(f"error: {line}" + (f"; hint: {' '.join(hint.split())}" if hint else ""), file=sys.stderr)
     raise typer.Exit(code)
+
+
+def _unexpected(ctx: Any, exc: Exception) -> None:
+    """A failure no layer turned into a TokenomicsError: a storage fault (disk full, I/O error,
+    read-only store) names the store; anything else is one line, exit 1. TOKENOMICS_DEBUG=1 re-raises."""
+    import logging
+    import os
+
+    from tokenomics.store import storage_fault
+
+    if os.environ.get("TOKENOMICS_DEBUG"):
+        raise exc
+    rt = ctx.obj
+    path = rt.__dict__.get("db_path") if rt is not None else None
+    log = logging.getLogger("tokenomics")
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "unexpected failure", (), (type(exc), exc,
+                            exc.__traceback__))
+    for handler in log.handlers:  # the log files only: stderr gets the one line below
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    fault = storage_fault(exc, path)
+    if fault is not None:
+        fail(fault.exit_code, str(fault), fault.hint)
+    name = ctx.invoked_subcommand or "tokenomics"
+    fail(1, f"{name} failed: {type(exc).__name__}: {exc}",
+         "this is a bug or an unexpected environment; logs/app.log has the traceback (TOKENOMICS_DEBUG=1 shows it)")
 
 
 def _version(value: bool) -> None:
@@ -152,7 +185,24 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    app(args=hoist_global_options(sys.argv[1:]), prog_name="tokenomics")
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+    try:
+        rv = app(args=hoist_global_options(sys.argv[1:]), prog_name="tokenomics", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        sys.exit(2)
+    except UsageError as exc:  # the one error style for parse errors too
+        where = exc.ctx.command_path if exc.ctx is not None else "tokenomics"
+        print(f"error: {' '.join(exc.format_message().split())}; hint: see `{where} --help`", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:
+        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Secrets (API keys) are read from the environment or .env only, never from the YA
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,6 +74,9 @@ class NewsSettings(Section):
     max_requests_per_minute: int = Field(180, ge=1, le=200)
     timeout_seconds: float = Field(15, gt=0)
     dedup_minutes: float = Field(30, ge=0)  # syndicated copies (every provider); 0: off
+    max_future_seconds: float = Field(300, ge=0)  # clock skew allowed; a later created_at is rejected
+    max_headline_chars: int = Field(500, ge=20)  # longer headlines are truncated with a marker
+    max_summary_chars: int = Field(5000, ge=20)  # longer summaries too
 
 
 class SentimentSettings(Section):
@@ -92,6 +95,9 @@ class SentimentSettings(Section):
     retries: int = Field(3, ge=0, le=10)
     backoff_seconds: float = Field(1.0, ge=0)
     max_backoff_seconds: float = Field(20, ge=0)
+    # the LLM's documented knowledge cut-off (gemini-2.5-flash-lite: January 2025); a sentiment backtest
+    # whose window starts before it says so: the model may know how the story ended
+    training_cutoff: date | None = date(2025, 1, 31)
 
 
 class SignalSettings(Section):
@@ -238,6 +244,8 @@ class BacktestSettings(Section):
     sma_fast: int = Field(10, ge=1)
     sma_slow: int = Field(30, ge=2)
     workers: int = Field(0, ge=0)
+    fractional: bool = True  # SMA fast path: fractional units (lot size); false = whole units, as backtesting.py
+    periods_per_year: float | None = Field(None, gt=0)  # annualisation override; None = the asset class calendar
 
 
 NotifyEvent = Literal["entry", "exit", "halt", "provider", "daily_summary", "loop"]

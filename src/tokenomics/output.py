@@ -78,3 +78,29 @@ def _table(doc: dict[str, Any], title: str, rows_key: str, columns: list[str] | 
         for r in rows[:200]:
             t.add_row(*(_fmt(r.get(c)) for c in cols))
         console.print(t)
+
+
+def check_writable(path: "Path", option: str, *, directory: bool = False) -> "Path":
+    """Exit 2 now, before any long work, when `option`'s output path cannot be written: a folder
+    where a file belongs (or the reverse), a parent that is a file, a read-only or missing mount."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from tokenomics.core.errors import UsageProblem
+
+    path = Path(path)
+    folder = path if directory else path.parent
+    if not directory and path.is_dir():
+        raise UsageProblem(f"{option} {path}: is a folder; give a file name")
+    if directory and path.exists() and not path.is_dir():
+        raise UsageProblem(f"{option} {path}: is a file; give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".tokenomics-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)  # our own probe file, just created
+    except OSError as exc:
+        raise UsageProblem(f"{option} {path}: cannot write there ({exc.strerror or exc})",
+                           hint="choose a writable path") from None
+    return path

@@ -123,7 +123,13 @@ class Runtime:
         if not self.settings.trading.market_hours_only:
             return True
         if self.mode != "sim" and self.settings.broker.provider == "alpaca" and self.asset_class(symbol) == "equity":
-            return bool(self.broker_clock["is_open"])  # Alpaca's market clock
+            from tokenomics.core.errors import ProviderError
+
+            try:
+                return bool(self.broker_clock["is_open"])  # Alpaca's market clock
+            except ProviderError as exc:  # clock unknown: no equity order (fail closed)
+                log.warning("market clock unavailable (%s): equities wait", exc)
+                return False
         return self.calendar.is_open(self.asset_class(symbol), at or self.now())
 
     # --- real providers (paper and live modes) ------------------------------------------------
@@ -151,9 +157,21 @@ class Runtime:
         key, secret = keys.require("alpaca")
         return AlpacaMarketData(key, secret, url=b.data_url, timeout=b.timeout_seconds, limiter=self.alpaca_limiter)
 
-    @cached_property
+    @property
     def broker_clock(self) -> dict:
-        return self.broker.clock()
+        """Alpaca's market clock, read again at its next_open / next_close (and by refresh_clock, which
+        the loop calls every tick), so a loop that runs across the bell follows it."""
+        c = self.__dict__.get("_broker_clock")
+        now = utcnow()
+        if c is None or now >= c["_next_open"] or now >= c["_next_close"]:
+            c = dict(self.broker.clock())
+            c["_next_open"], c["_next_close"] = (datetime.fromisoformat(c["next_open"]),
+                                                 datetime.fromisoformat(c["next_close"]))
+            self.__dict__["_broker_clock"] = c
+        return c
+
+    def refresh_clock(self) -> None:
+        self.__dict__.pop("_broker_clock", None)
 
     def order_symbol(self, client_order_id: str) -> str | None:
         return self.store.scalar("SELECT symbol FROM orders WHERE client_order_id = ?", [client_order_id])

@@ -6,6 +6,7 @@ re-running a command with the same inputs changes nothing. Timestamps are ISO-86
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -118,6 +119,13 @@ CREATE TABLE heartbeat (
   interval_seconds REAL, steps TEXT, notify_state TEXT);
 """
 
+PROVIDER_HEALTH = """
+CREATE TABLE provider_health (
+  provider TEXT PRIMARY KEY, status TEXT NOT NULL, failures INTEGER NOT NULL DEFAULT 0, failing_since TEXT,
+  last_error TEXT, last_error_at TEXT, last_ok_at TEXT, skip_ticks INTEGER NOT NULL DEFAULT 0);
+ALTER TABLE fills ADD COLUMN fee_currency TEXT;
+"""
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     lambda db: db.executescript(SCHEMA_V1),
     # risk: latched halts are lifted by a person (`risk resume`); every method's candidate size per signal
@@ -135,6 +143,8 @@ MIGRATIONS: list[Callable[[Database], None]] = [
                 for col in ("realized_partial", "sold_qty", "sold_cost")],
     # issue 17: the loop's heartbeat (`tokenomics health`) and the notifier's memory (halts seen, last summary)
     lambda db: db.executescript(HEARTBEAT_V1),
+    # issue 12: each provider's health (last error, since when, back-off); the currency a fill's fee was paid in
+    lambda db: db.executescript(PROVIDER_HEALTH),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -160,6 +170,29 @@ class StoreError(TokenomicsError):
 
 class LockBusy(TokenomicsError):
     exit_code = 1
+
+
+# storage faults: (text in SQLite's message or errno, the cause in words, what to do)
+_FAULTS = [
+    (("database or disk is full", errno.ENOSPC), "the disk is full", "free some space, then re-run"),
+    (("readonly database", "read-only file system", errno.EROFS, errno.EACCES, errno.EPERM),
+     "the store is read-only", "make the file and its folder writable (or remount the disk read-write), then re-run"),
+    (("disk i/o error", errno.EIO), "a disk I/O error",
+     "check the disk (dmesg, free space, mounts), then run `tokenomics doctor`"),
+]
+
+
+def storage_fault(exc: BaseException, path: Path | str | None) -> "StoreError | None":
+    """A disk-full, read-only or I/O failure as one StoreError naming the store, the cause and the fix
+    (SQLite rolls the open transaction back: what was committed stays, the store stays consistent)."""
+    if not isinstance(exc, (sqlite3.Error, OSError)):
+        return None
+    text = str(exc).lower()
+    code = getattr(exc, "errno", None)
+    for needles, cause, todo in _FAULTS:
+        if any(n == code if isinstance(n, int) else n in text for n in needles):
+            return StoreError(f"store {path or '(unknown)'}: {cause} ({exc}); committed work is kept", hint=todo)
+    return None
 
 
 @dataclass
@@ -264,6 +297,13 @@ class Store:
             raise
         with self.tx():
             self.db["runs"].update(run_id, {"ended_at": iso(now()), "status": "ok", "counts": json.dumps(counts)})
+
+    def record_skipped(self, command: str, mode: str, why: str) -> None:
+        """A run row for a step the loop left out this tick (its provider backing off)."""
+        now = iso(utcnow())
+        with self.tx():
+            self.db["runs"].insert({"command": command, "mode": mode, "pid": os.getpid(), "started_at": now,
+                                    "ended_at": now, "status": "skipped", "error": why})
 
     def last_runs(self) -> list[dict[str, Any]]:
         return self.all(

@@ -104,23 +104,38 @@ def test_no_lookahead_future_article_and_bar_change_nothing_before_their_time(rt
     assert ([e for e in after["equity"] if e[0] >= later] != [e for e in base["equity"] if e[0] >= later])
 
 
-def test_model_strategy_no_lookahead_a_future_bar_changes_no_prediction_before_its_close(rt: Runtime) -> None:
+@pytest.mark.parametrize("method", ["vol-target", "adaptive"])
+def test_model_strategy_no_lookahead_a_future_bar_changes_no_prediction_size_or_price_before_its_close(
+        rt: Runtime, method: str) -> None:
+    """The replay store holds the whole window's bars: predictions, volatility-based sizes and fill
+    prices before a bar's close must not see it (tripling a BTC bar 21 hours ahead once changed an
+    earlier signal's size from 101.31 to 5.63)."""
     w = replay.Window(rt.sim_step() - 24, rt.sim_step())
-    base = replay.run_backtest(rt, "model", w, {"ml.min_probability": 0.5})
+    params = {"ml.min_probability": 0.5, "sizing.method": method}
+    base = replay.run_backtest(rt, "model", w, params)
     t = rt.world.time_of(w.first + 12)
     with rt.store.tx():
         rt.store.execute("UPDATE bars SET open = open * 3, high = high * 3, low = low * 3, close = close * 3 "
                          "WHERE symbol = 'BTC/USD' AND ts = ?", [iso(t)])
-    after = replay.run_backtest(rt, "model", w, {"ml.min_probability": 0.5})
+    after = replay.run_backtest(rt, "model", w, params)
     closed = iso(t + rt.world.step_delta)  # the bar keyed at t is known from its close on
 
     def btc(rows: list[dict], keep) -> list[tuple]:
-        return [(r["id"], r["strength"], r["status"]) for r in rows if r["symbol"] == "BTC/USD" and keep(r)]
+        return [(r["id"], r["strength"], r["status"], r["notional"], r["size_detail"]) for r in rows
+                if r["symbol"] == "BTC/USD" and keep(r)]
 
     early = btc(base["signals"], lambda r: r["created_at"] < closed)
     assert early and early == btc(after["signals"], lambda r: r["created_at"] < closed)
+    assert any(json.loads(r[4])["volatility"]["bars"] > 0 for r in early if r[4])  # sizes read bars
     assert btc(base["signals"], lambda r: r["created_at"] >= closed) != btc(after["signals"],
                                                                            lambda r: r["created_at"] >= closed)
+
+    def fills(doc: dict) -> list[tuple]:  # an order sent before t fills at the bar opening at t, or earlier
+        return [(o["client_order_id"], o["status"], o["filled_qty"], o["filled_avg_price"]) for o in doc["orders"]
+                if o["created_at"] < iso(t)]
+
+    assert fills(base) and fills(base) == fills(after)
+    assert [e for e in base["equity"] if e[0] < closed] == [e for e in after["equity"] if e[0] < closed]
 
 
 def test_bars_are_known_only_once_closed(rt: Runtime) -> None:

@@ -61,7 +61,7 @@ def test_daily_loss_halt_rejects_entries_and_names_the_rule(rt):
     now = rt.now()
     with rt.store.tx():
         rt.store.execute("INSERT INTO equity VALUES (?, 10000, 0, 10000)", [iso(now - timedelta(hours=1))])
-        rt.store.execute("INSERT INTO fills VALUES ('x', 'x', 'AAPL', 'buy', 0, 0, 0, -400, ?)", [iso(now)])
+        rt.store.execute("INSERT INTO fills(id, client_order_id, symbol, side, qty, price, fee, cash_flow, ts) VALUES ('x', 'x', 'AAPL', 'buy', 0, 0, 0, -400, ?)", [iso(now)])
     account.mark_to_market(rt)
     assert [h["rule"] for h in account.active_halts(rt)] == ["daily_loss_limit"]
     sized_signal(rt)

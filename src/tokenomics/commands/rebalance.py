@@ -3,7 +3,7 @@ from pathlib import Path
 import typer
 
 from tokenomics.core.errors import UsageProblem
-from tokenomics.output import emit
+from tokenomics.output import check_writable, emit
 
 app = typer.Typer()
 
@@ -61,6 +61,8 @@ def rebalance(
         raise UsageProblem(f"weight bounds: {exc}") from None
     if method in ("target-return", "target-risk") and target is None:
         raise UsageProblem(f"--method {method} needs --target (annual, e.g. 0.15 for 15%)")
+    if plot is not None:
+        check_writable(plot, "--plot")  # before the optimisation, not after it
     with rt.store.run("rebalance", rt.mode) as counts:
         prices, origin = rebalancer.price_history(rt, chosen, lookback)
         returns = optimizer.returns_from_prices(prices)

@@ -3,7 +3,7 @@ from pathlib import Path
 import typer
 
 from tokenomics.logs import app_log
-from tokenomics.output import emit
+from tokenomics.output import check_writable, emit
 from tokenomics.research import risk_report
 from tokenomics.trading import account
 
@@ -29,6 +29,8 @@ def risk(
     if ctx.invoked_subcommand is not None:
         return
     rt = ctx.obj
+    if plot is not None:
+        check_writable(plot, "--plot", directory=True)
     doc, ts, r = risk_report.risk_report(rt, symbols=symbols, weights=weights, timeframe=timeframe,
                                      lookback=lookback, window=window, confidence=confidence)
     if plot is not None:

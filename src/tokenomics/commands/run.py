@@ -10,8 +10,7 @@ import typer
 
 from tokenomics.core.errors import UsageProblem
 from tokenomics.output import emit, to_json
-from tokenomics.trading import account
-from tokenomics.trading.loop import progress_line, steps_for, tick
+from tokenomics.trading.loop import mark, progress_line, steps_for, tick
 from tokenomics.trading.monitor import Monitor
 
 app = typer.Typer()
@@ -49,7 +48,7 @@ def run(
     monitor = Monitor(rt, form="once" if once else "loop", interval=interval, strategy=strategy)
     monitor.start()  # heartbeat (`tokenomics health`) and notifications
     old = {sig: signals.signal(sig, _stop) for sig in (signals.SIGINT, signals.SIGTERM)}
-    start_equity = account.mark_to_market(rt)["equity"]
+    start_equity = mark(rt)["equity"]
     totals = {"strategy": strategy, "ticks": 0, "articles": 0, "opened": 0, "closed": 0, "realized_pnl": 0.0}
     start = rt.now().isoformat()
     failure: BaseException | None = None
@@ -79,7 +78,7 @@ def run(
         for sig, handler in old.items():
             signals.signal(sig, handler)
         monitor.stop("signal" if stop.is_set() else "ticks", failure)
-    final = account.mark_to_market(rt)
+    final = mark(rt)
     summary = {
         **totals, "start": start, "end": rt.now().isoformat(), "start_equity": start_equity,
         **final, "open_positions": len(rt.store.positions()), "stopped_by": "signal" if stop.is_set() else "ticks",

@@ -21,11 +21,12 @@ def score(
         from tokenomics.core.errors import UsageProblem
 
         raise UsageProblem(f"score takes '-' (stdin) or nothing, got {source!r}")
+    if source == "-":  # read and check all of stdin before the store changes
+        from tokenomics.adapters.news.file import read_jsonl
+
+        articles = news.admit(rt, news.relevant(read_jsonl(sys.stdin.buffer, provider="stdin"), news.watched(rt)))
     with rt.store.run("score", rt.mode) as counts:
         if source == "-":
-            from tokenomics.adapters.news.file import read_jsonl
-
-            articles = news.relevant(read_jsonl(sys.stdin, provider="stdin"), news.watched(rt))
             counts["stdin_new"], counts["stdin_duplicates"] = news.store_articles(rt, articles)
         out = news.score(rt, limit)
         counts.update(articles=out["articles"], scores=out["scores"])

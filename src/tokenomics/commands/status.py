@@ -5,6 +5,7 @@ import typer
 from tokenomics.core.money import cents
 from tokenomics.output import emit
 from tokenomics.trading import account
+from tokenomics.trading.faults import health_rows
 
 app = typer.Typer()
 
@@ -35,5 +36,6 @@ def status(ctx: typer.Context) -> None:
         "halts": [{"rule": h["rule"], "period": h["period"], "since": h["fired_at"], "detail": h["detail"],
                    "lifts": "by `tokenomics risk resume`" if h["rule"] == "max_drawdown" else "when the period rolls"}
                   for h in account.active_halts(rt)],
+        "providers": health_rows(st),
         "last_runs": runs,
     }, title="status", rows_key="positions")

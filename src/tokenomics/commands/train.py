@@ -52,6 +52,9 @@ def train(
 
     rt = ctx.obj
     s = rt.settings
+    ml.check_target(s.ml.models_dir, name, force)  # exit 2 before any work: a safe name, nothing in the way
+    params_ = _params(param) if param else dict(s.ml.params)
+    ml.make_classifier(classifier or s.ml.classifier, params_)  # bad --param exits 2 now, not after the folds
     cv = cv or s.ml.cv
     if cv not in ("walk-forward", "purged"):
         raise UsageProblem(f"--cv must be walk-forward or purged (got {cv!r})")
@@ -66,7 +69,7 @@ def train(
     with rt.store.run("train", rt.mode) as counts:
         card = ml.train(
             rt.store, name=name, source=source, symbols=symbols, timeframe=tf, features=feats,
-            classifier=classifier or s.ml.classifier, params=_params(param) if param else dict(s.ml.params),
+            classifier=classifier or s.ml.classifier, params=params_,
             horizon=horizon or s.ml.horizon, threshold_pct=s.ml.threshold_pct if threshold is None else threshold,
             cv=cv, folds=folds or s.ml.folds, embargo=s.ml.embargo, min_probability=s.ml.min_probability,
             cost_rate=rt.cost_rate, models_dir=s.ml.models_dir, now=rt.now(), force=force)

@@ -74,27 +74,30 @@ class Result:
 
 
 def sma(x: np.ndarray, n: int) -> np.ndarray:
-    """Simple moving average, NaN for the first n - 1 values (each window summed on its own)."""
-    x = np.asarray(x, dtype=float)
-    out = np.full(len(x), np.nan)
+    """Simple moving average, NaN for the first n - 1 values: pandas' rolling mean, bit for bit.
+
+    backtesting.py's strategies (and its examples' `SMA`) average with `Series.rolling(n).mean()`,
+    a running sum with Kahan compensation; a per-window mean differs from it in the last bit, and
+    where two averages tie mathematically that last bit decides whether `crossover` fires. Using the
+    same arithmetic makes every such tie fall the same way as in the reference."""
     if n < 1:
         raise ValueError("n must be >= 1")
-    if len(x) >= n:
-        out[n - 1:] = np.lib.stride_tricks.sliding_window_view(x, n).mean(axis=1)
-    return out
+    import pandas as pd  # a dependency of exchange_calendars; imported only here (~0.3 s)
 
-
-TIE = 1e-10  # relative: averages closer than this are equal (a mathematical tie, e.g. of cent prices)
+    x = np.asarray(x, dtype=float)
+    return pd.Series(x).rolling(n).mean().to_numpy(dtype=float, copy=True)
 
 
 def crossover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """True at bar i when a crosses above b: a[i-1] < b[i-1] and a[i] > b[i] (NaN never crosses).
+    """True at bar i when a crosses above b: a[i-1] < b[i-1] and a[i] > b[i], exactly
+    backtesting.py's `lib.crossover` (strict comparisons, no tolerance; NaN never crosses).
 
-    Values within TIE of each other count as equal, so a tie never depends on summation order."""
+    So a crossing that passes through an exact tie (below, equal, above) is no crossing at all."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
     out = np.zeros(len(a), dtype=bool)
     with np.errstate(invalid="ignore"):
-        tol = TIE * np.abs(b)
-        out[1:] = (a[:-1] < b[:-1] - tol[:-1]) & (a[1:] > b[1:] + tol[1:])
+        out[1:] = (a[:-1] < b[:-1]) & (a[1:] > b[1:])
     return out
 
 

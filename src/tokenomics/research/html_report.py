@@ -9,21 +9,33 @@ import json
 W, H, PAD = 900, 260, 40
 
 
-def _polyline(values: list[float], color: str, fill_zero: bool = False) -> str:
+def _polyline(values: list[float], color: str, fill_zero: bool = False, others: list[tuple[list[float], str]] = (),
+              markers: list[tuple[int, str]] = ()) -> str:
+    """One SVG chart: `values` (and `others`, on the same scale), with round markers at indexes."""
     if not values:
         return ""
-    lo, hi = min(values), max(values)
+    every = [v for v in values] + [v for vals, _ in others for v in vals]
+    lo, hi = min(every), max(every)
     if fill_zero:
         hi = max(hi, 0.0)
     span = (hi - lo) or 1.0
     n = max(len(values) - 1, 1)
-    pts = [(PAD + i * (W - 2 * PAD) / n, PAD + (hi - v) * (H - 2 * PAD) / span) for i, v in enumerate(values)]
-    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+
+    def xy(i: int, v: float) -> tuple[float, float]:
+        return PAD + i * (W - 2 * PAD) / n, PAD + (hi - v) * (H - 2 * PAD) / span
+
+    def line(vals: list[float], col: str, dash: str = "") -> str:
+        path = " ".join("{:.1f},{:.1f}".format(*xy(i, v)) for i, v in enumerate(vals))
+        return f'<polyline fill="none" stroke="{col}" stroke-width="1.5"{dash} points="{path}"/>'
+
     axis = (f'<text x="{PAD + 4}" y="{PAD - 6}" font-size="11">{_label(hi, fill_zero)}</text>'
             f'<text x="{PAD + 4}" y="{H - PAD + 16}" font-size="11">{_label(lo, fill_zero)}</text>')
+    dots = "".join('<circle cx="{:.1f}" cy="{:.1f}" r="3" fill="{}"/>'.format(*xy(i, values[i]), col)
+                   for i, col in markers if 0 <= i < len(values))
+    extra = "".join(line(vals, col, ' stroke-dasharray="4 3"') for vals, col in others if vals)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}">'
             f'<rect x="{PAD}" y="{PAD}" width="{W - 2 * PAD}" height="{H - 2 * PAD}" fill="none" stroke="#ccc"/>'
-            f'{axis}<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{path}"/></svg>')
+            f'{axis}{extra}{line(values, color)}{dots}</svg>')
 
 
 def _label(v: float, pct: bool) -> str:
@@ -38,11 +50,28 @@ def drawdowns(equity: list[float]) -> list[float]:
     return out
 
 
+def trade_markers(times: list[str], trades: list[dict]) -> list[tuple[int, str]]:
+    """Equity-curve indexes of each trade's entry (green) and exit (red)."""
+    import bisect
+
+    out = []
+    for t in trades:
+        for key, col in (("entry_at", "#1a7f37"), ("opened_at", "#1a7f37"), ("exit_at", "#d1242f"),
+                         ("closed_at", "#d1242f")):
+            if t.get(key):
+                out.append((min(bisect.bisect_left(times, t[key]), len(times) - 1), col))
+    return out
+
+
 def render(result: dict) -> str:
     eq = [float(e) for _, e in result["equity"]]
     times = [t for t, _ in result["equity"]]
+    bench_curve = [float(e) for _, e in result.get("benchmark_equity", [])]
     m = result["metrics"]
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in m.items())
+    bench = result.get("benchmark") or {}
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td>"
+                   f"<td>{html.escape(_fmt(bench.get(k)))}</td></tr>" for k, v in m.items())
+    warnings = "".join(f"<p><strong>Warning:</strong> {html.escape(w)}</p>" for w in result.get("warnings", []))
     trades = result.get("trades", [])
     cols = list(trades[0].keys()) if trades else []
     trade_rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(t.get(c)))}</td>" for c in cols) + "</tr>"
@@ -56,12 +85,15 @@ th,td{{border:1px solid #ddd;padding:3px 8px;font-size:13px;text-align:right}}th
 </head><body>
 <h1>{html.escape(title)}</h1>
 <p>{html.escape(span)} &middot; {result.get('steps', '')} steps</p>
+{warnings}
 <h2>Equity</h2>
-{_polyline(eq, "#1f6feb")}
+<p>strategy (blue, trades: green entries, red exits){' and buy and hold (grey, dashed)' if bench_curve else ''}</p>
+{_polyline(eq, "#1f6feb", others=[(bench_curve, "#888")], markers=trade_markers(times, trades[:500]))}
 <h2>Drawdown</h2>
-{_polyline(drawdowns(eq), "#d1242f", fill_zero=True)}
+{_polyline(drawdowns(eq), "#d1242f", fill_zero=True, others=[(drawdowns(bench_curve), "#888")])}
 <h2>Metrics</h2>
-<table>{rows}</table>
+<table><tr><th></th><th>strategy</th><th>buy and hold</th></tr>{rows}</table>
+<p>{html.escape(bench.get('strategy', ''))}</p>
 <h2>Trades ({len(trades)})</h2>
 <table><tr>{''.join(f'<th>{html.escape(c)}</th>' for c in cols)}</tr>{trade_rows}</table>
 </body></html>

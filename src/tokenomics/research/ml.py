@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import platform
+import re
 import shutil
+import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,68 @@ from tokenomics.store import Store, iso
 SHIPPED = Path(__file__).resolve().parents[3] / "trained_models"
 CARD = "model_card.json"
 PIPELINE = "model.joblib"
+NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_name(name: str, option: str = "--name") -> str:
+    """A model name is one plain folder name under ml.models_dir: never a path, never empty."""
+    if not NAME_RULE.fullmatch(name or "") or ".." in name:
+        raise UsageProblem(
+            f"{option} {name!r} is not a model name: use 1-64 letters, digits, '.', '_' or '-', starting with "
+            "a letter or digit (no '/', no '..')", hint="e.g. --name btc-rf-1h")
+    return name
+
+
+def _is_model_dir(path: Path) -> bool:
+    """A folder tokenomics wrote: a real directory (not a link) holding a classifier's model card."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        return json.loads((path / CARD).read_text()).get("kind") == "classifier"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_target(models_dir: Path, name: str, force: bool) -> Path:
+    """Where model `name` goes; exit 2 before any work when something is in the way."""
+    target = models_dir / check_name(name)
+    if target.exists() or target.is_symlink():
+        if not force:
+            raise UsageProblem(f"model {name!r} already exists in {models_dir}", hint="pass --force to replace it")
+        if not _is_model_dir(target):
+            raise UsageProblem(f"{target} exists and is not a tokenomics model (no {CARD}): not replacing it",
+                               hint="move it away or choose another --name")
+    return target
+
+
+def save_model(models_dir: Path, name: str, pipe: Any, card: dict[str, Any], force: bool) -> Path:
+    """Write into a fresh temp folder beside the target, then swap it in. Only a folder that this
+    function created (the temp folder, or the previous model moved aside) is ever deleted."""
+    import joblib
+
+    target = check_target(models_dir, name, force)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.new-", dir=models_dir))
+    try:
+        joblib.dump(pipe, tmp / PIPELINE, compress=3)
+        (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
+        old = None
+        if target.exists():
+            check_target(models_dir, name, force)  # still a model of ours, still allowed
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=models_dir)) / name
+            os.rename(target, old)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if old is not None:
+                os.rename(old, target)  # put the previous model back
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old.parent, ignore_errors=True)
+    return target
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -88,6 +153,13 @@ def make_classifier(dotted: str, params: dict[str, Any]):
         raise UsageProblem(f"bad parameters for {dotted}: {exc}") from None
     if not is_classifier(clf):
         raise UsageProblem(f"{dotted} is not a scikit-learn classifier")
+    validate = getattr(clf, "_validate_params", None)  # scikit-learn's own parameter constraints
+    if validate is not None:
+        try:
+            validate()
+        except (ValueError, TypeError) as exc:
+            raise UsageProblem(f"bad parameters for {dotted}: {exc}", hint="--param takes key=value, "
+                               "e.g. --param n_estimators=200") from None
     return clf
 
 
@@ -144,11 +216,7 @@ def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe
           embargo: int, min_probability: float, cost_rate: float, models_dir: Path, now: datetime,
           force: bool = False) -> dict[str, Any]:
     """Cross-validate (no shuffling), fit on everything, save pipeline and card; return the card."""
-    import joblib
-
-    target = models_dir / name
-    if (target / CARD).exists() and not force:
-        raise UsageProblem(f"model {name!r} already exists in {models_dir}", hint="pass --force to replace it")
+    check_target(models_dir, name, force)
     data = dataset(store, source, symbols, timeframe, features, horizon, threshold_pct)
     times = np.unique(data["ts"])
     rank = np.searchsorted(times, data["ts"])
@@ -187,19 +255,14 @@ def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe
         "metrics": {"folds": fold_rows, "mean": mean},
         "data_hash": data["data_hash"], "versions": versions(),
     }
-    tmp = models_dir / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    joblib.dump(pipe, tmp / PIPELINE, compress=3)
-    (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    save_model(models_dir, name, pipe, card, force)
     return card
 
 
 # --- loading and predicting ------------------------------------------------------------------
 def model_path(models_dir: Path, name: str) -> Path:
     """<models_dir>/<name>, else the shipped trained_models/<name>."""
+    check_name(name, "model name")
     for base in (models_dir, SHIPPED):
         if (base / name / CARD).exists():
             return base / name

@@ -32,13 +32,17 @@ def period_keys(rt: Runtime, now: datetime) -> tuple[tuple[str, datetime], tuple
 
 
 def mark_to_market(rt: Runtime) -> dict:
-    """Value positions at now, record an equity point, and fire loss-limit halts."""
+    """Value positions at now, record an equity point, and fire loss-limit halts. Prices are fetched
+    before the write transaction opens (no network I/O while the store is locked)."""
     st = rt.store
     cash = st.cash(rt.settings.capital)
     values = []
+    prices = {p["symbol"]: rt.price(p["symbol"]) for p in st.positions()}
     with st.tx():
         for p in st.positions():
-            price = rt.price(p["symbol"])
+            if p["symbol"] not in prices:  # opened by another process since the prices were read
+                continue
+            price = prices[p["symbol"]]
             values.append(cents(p["qty"] * price))
             st.execute("UPDATE positions SET last_price = ?, high_water = MAX(COALESCE(high_water, 0), ?), "
                        "updated_at = ? WHERE symbol = ?", [price, price, iso(rt.now()), p["symbol"]])

@@ -42,6 +42,7 @@ def store_articles(rt: Runtime, articles: list[Article]) -> tuple[int, int]:
     """Insert the articles not stored yet; a syndicated copy (same headline and symbols within
     news.dedup_minutes of a stored or earlier one, any provider) is stored as status 'duplicate' with
     duplicate_of = the first copy, so it is never scored. Returns (new, of which duplicates)."""
+    articles = admit(rt, articles)
     now, st = rt.now(), rt.store
     window = timedelta(minutes=rt.settings.news.dedup_minutes)
     with st.tx():
@@ -64,6 +65,38 @@ def store_articles(rt: Runtime, articles: list[Article]) -> tuple[int, int]:
     return new, len(copies)
 
 
+TRUNCATED = "…[truncated]"
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
+
+
+def admit(rt: Runtime, articles: list[Article]) -> list[Article]:
+    """The gate every article passes before the store (fetch-news of any provider, `score -`): one dated
+    after now (beyond news.max_future_seconds of clock skew) is rejected, as it would never go stale;
+    headlines and summaries longer than news.max_headline_chars / max_summary_chars are cut with a marker."""
+    s = rt.settings.news
+    latest = rt.now() + timedelta(seconds=s.max_future_seconds)
+    kept, future, cut = [], [], 0
+    for a in articles:
+        if a.created_at > latest:
+            future.append(a)
+            continue
+        headline, summary = _cap(a.headline, s.max_headline_chars), _cap(a.summary, s.max_summary_chars)
+        if (headline, summary) != (a.headline, a.summary):
+            cut += 1
+            a = replace(a, headline=headline, summary=summary)
+        kept.append(a)
+    if future:
+        app_log.warning("rejected %d article(s) dated after now (%s), e.g. %s at %s", len(future), iso(rt.now()),
+                        future[0].id[:80], iso(future[0].created_at), extra={"step": "news", "rejected": len(future)})
+    if cut:
+        app_log.warning("truncated %d article(s) longer than news.max_headline_chars (%d) / max_summary_chars (%d)",
+                        cut, s.max_headline_chars, s.max_summary_chars, extra={"step": "news", "truncated": cut})
+    return kept
+
+
 def relevant(articles: list[Article], symbols: set[str]) -> list[Article]:
     """Keep only the watched symbols of each article, and only articles that name one."""
     out = []
@@ -80,7 +113,7 @@ def watched(rt: Runtime) -> set[str]:
 
 def fetch_news(rt: Runtime) -> dict:
     provider = rt.news_provider()
-    articles = relevant(provider.fetch(rt.store), watched(rt))
+    articles = admit(rt, relevant(provider.fetch(rt.store), watched(rt)))
     with rt.store.tx():
         new, duplicates = store_articles(rt, articles)
         provider.commit(rt.store)
@@ -128,9 +161,55 @@ def score(rt: Runtime, limit: int = 1000) -> dict:
     for s in scores:
         by_sentiment[s.sentiment] = by_sentiment.get(s.sentiment, 0) + 1
         decisions_log.info(
-            "scored", extra={"article_id": s.article_id, "headline": by_id[s.article_id].headline,
+            "scored", extra={"article_id": s.article_id, "headline": _cap(by_id[s.article_id].headline, 200),
                              "symbol": s.symbol, "scorer": s.scorer, "sentiment": s.sentiment,
                              "conviction": s.conviction, "reason": s.reason},
         )
     return {"articles": len(articles), "scores": new, "by_sentiment": by_sentiment,
             "failed": len(failed), "deferred": len(deferred), "rows": score_rows}
+
+
+def backfill(rt: Runtime, since: datetime, until: datetime) -> dict:
+    """Past articles of [since, until] into the store (`fetch-news --since/--until`): Alpaca's historical
+    news page by page, or the JSON-lines file's articles of the range. Idempotent (article ids) and
+    resumable: each page commits with a cursor (the newest created_at stored for this range), and a
+    re-run starts from it. Syndicated copies are marked as in fetch-news; the live cursor is untouched."""
+    from tokenomics.core.errors import UsageProblem
+
+    if until <= since:
+        raise UsageProblem("--until must be after --since")
+    provider = rt.news_provider()
+    key = f"news:backfill:{provider.name}:{iso(since)}:{iso(until)}"
+    done = rt.store.get_cursor(key)
+    start = parse_ts(done) if done else since
+    fetched = new = duplicates = pages = 0
+
+    def keep(articles: list[Article]) -> None:
+        nonlocal fetched, new, duplicates, pages
+        articles = [a for a in relevant(articles, watched(rt)) if since <= a.created_at <= until]
+        with rt.store.tx():
+            n, d = store_articles(rt, articles)
+            if articles:
+                rt.store.set_cursor(key, iso(max(a.created_at for a in articles)))
+        fetched, new, duplicates, pages = fetched + len(articles), new + n, duplicates + d, pages + 1
+
+    if provider.name == "alpaca":
+        from tokenomics.adapters.news.alpaca import history_page
+
+        limit = rt.settings.news.page_size * rt.settings.news.max_pages
+        while True:
+            articles, returned = history_page(provider, start, until, limit)
+            keep(articles)
+            newest = max((a.created_at for a in articles), default=None)
+            if returned < limit or newest is None or newest <= start:
+                break
+            start = newest  # inclusive: an overlap at the boundary is dropped by id
+    elif provider.name == "file":
+        keep([a for a in provider.fetch(rt.store) if a.created_at >= start])
+    else:
+        raise UsageProblem(f"news.provider {provider.name!r} has no history to backfill",
+                           hint="set news.provider to alpaca or file (news.file: a JSON-lines file)")
+    app_log.info("backfilled %d articles of %s..%s (%d new, %d syndicated copies)", fetched, iso(since),
+                 iso(until), new, duplicates, extra={"step": "fetch-news"})
+    return {"since": iso(since), "until": iso(until), "resumed_from": done, "pages": pages, "fetched": fetched,
+            "new": new, "duplicates": duplicates}

@@ -15,11 +15,21 @@ from tokenomics.trading.account import limits, portfolio, record_decision
 
 
 def recent_bars(rt: Runtime, symbol: str, n: int) -> tuple[str, list[dict]]:
-    """The symbol's last n bars: stored bars of its most recent timeframe, else (sim) the sim market's."""
-    latest = rt.store.one("SELECT timeframe FROM bars WHERE symbol = ? ORDER BY ts DESC LIMIT 1", [symbol])
+    """The symbol's last n bars closed by now: stored bars of the source and timeframe of its most recent
+    bar opened before now, else (sim) the sim market's. Never a bar that closes after now (a
+    backtest's store holds its whole window)."""
+    from datetime import timedelta
+
+    from tokenomics.core.bars import timeframe_seconds
+
+    now = rt.now()
+    latest = rt.store.one("SELECT source, timeframe FROM bars WHERE symbol = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+                          [symbol, iso(now)])
     if latest:
-        rows = rt.store.all("SELECT * FROM (SELECT * FROM bars WHERE symbol = ? AND timeframe = ? "
-                            "ORDER BY ts DESC LIMIT ?) ORDER BY ts", [symbol, latest["timeframe"], n])
+        closed_by = now - timedelta(seconds=timeframe_seconds(latest["timeframe"]))
+        rows = rt.store.all("SELECT * FROM (SELECT * FROM bars WHERE symbol = ? AND source = ? AND timeframe = ? "
+                            "AND ts <= ? ORDER BY ts DESC LIMIT ?) ORDER BY ts",
+                            [symbol, latest["source"], latest["timeframe"], iso(closed_by), n])
         return latest["timeframe"], rows
     tf = f"{rt.settings.sim.step_minutes}m"
     if rt.mode != "sim" or symbol not in rt.settings.universe.symbols:

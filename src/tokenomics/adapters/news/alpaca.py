@@ -72,3 +72,36 @@ class AlpacaNews:
     def commit(self, store: Store) -> None:
         if self.newest is not None:
             store.set_cursor(CURSOR, iso(self.newest))
+
+
+def history_page(news: AlpacaNews, start: datetime, end: datetime, limit: int) -> tuple[list[Article], int]:
+    """One page of Alpaca's historical news in [start, end], oldest first (for `fetch-news --since/--until`):
+    the watched symbols' articles, and how many the API returned (a full page means there may be more)."""
+    from alpaca.common.exceptions import APIError
+    from alpaca.data.requests import NewsRequest
+    from requests import RequestException
+
+    s = news.s
+    req = NewsRequest(symbols=",".join(x.replace("/", "") for x in news.symbols), start=start, end=end, sort="asc",
+                      limit=limit, include_content=s.include_content)
+    try:
+        got = news.client().get_news(req)
+    except APIError as exc:
+        raise ProviderError(f"alpaca news: HTTP {exc.status_code}: {str(exc.message)[:200]}",
+                            hint="re-run: the backfill resumes after the last stored article") from None
+    except RequestException as exc:
+        raise ProviderError(f"alpaca news: {type(exc).__name__}",
+                            hint="re-run: the backfill resumes after the last stored article") from None
+    items = got.data.get("news", [])
+    wanted = set(news.symbols)
+    out = []
+    for n in items:
+        syms = tuple(dict.fromkeys(x for x in (canonical(y, news.crypto) for y in n.symbols) if x in wanted))
+        if not syms:
+            continue
+        summary = n.summary or ""
+        if s.include_content and n.content:
+            summary = f"{summary}\n{n.content}".strip()
+        out.append(Article(f"alpaca:{n.id}", n.headline, syms, n.created_at.astimezone(timezone.utc),
+                           provider="alpaca", summary=summary, source=n.source or "", url=n.url or ""))
+    return out, len(items)

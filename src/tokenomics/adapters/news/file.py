@@ -20,7 +20,20 @@ def article_from_json(obj: dict, provider: str = "file") -> Article:
     symbols = obj.get("symbols") or []
     if isinstance(symbols, str):
         symbols = [s for s in symbols.replace(" ", "").split(",") if s]
-    created = datetime.fromisoformat(str(obj["created_at"]).replace("Z", "+00:00"))
+    if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+        raise UsageProblem(f"article field 'symbols' must be a list of symbols like [\"AAPL\", \"BTC/USD\"] "
+                           f"or \"AAPL,MSFT\" (got {json.dumps(obj.get('symbols'))[:80]})")
+    for key in ("id", "headline", "summary", "source", "url", "provider"):
+        if obj.get(key) is not None and not isinstance(obj[key], (str, int)):
+            raise UsageProblem(f"article field {key!r} must be text (got {json.dumps(obj[key])[:80]})")
+    raw = obj["created_at"]
+    try:
+        if not isinstance(raw, str):
+            raise ValueError
+        created = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageProblem(f"article field 'created_at' must be an ISO-8601 time such as 2026-01-05T15:00:00Z "
+                           f"(got {json.dumps(raw)[:80]})") from None
     if created.tzinfo is None:
         created = created.replace(tzinfo=timezone.utc)
     aid = str(obj["id"])
@@ -36,22 +49,33 @@ def article_from_json(obj: dict, provider: str = "file") -> Article:
     )
 
 
-def read_jsonl(lines: Iterable[str], provider: str = "file") -> list[Article]:
+def read_jsonl(lines: Iterable[str | bytes], provider: str = "file") -> list[Article]:
+    """Articles from JSON lines (text, or bytes that must be UTF-8); a bad line exits 2 naming it."""
     out = []
+    where = "stdin" if provider == "stdin" else provider
     for n, line in enumerate(lines, 1):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UsageProblem(f"{where} line {n} is not UTF-8 text (byte 0x{line[exc.start]:02x} at "
+                                   f"position {exc.start})", hint="articles are JSON lines in UTF-8") from None
         line = line.strip()
         if not line:
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise UsageProblem(f"line {n} is not JSON: {exc}") from None
-        if isinstance(obj, dict) and "articles" in obj and isinstance(obj["articles"], list):
-            out.extend(article_from_json(a, provider) for a in obj["articles"])
-        elif isinstance(obj, dict):
-            out.append(article_from_json(obj, provider))
-        else:
-            raise UsageProblem(f"line {n} is not a JSON object")
+            raise UsageProblem(f"{where} line {n} is not JSON: {exc}") from None
+        try:
+            if isinstance(obj, dict) and "articles" in obj and isinstance(obj["articles"], list):
+                out.extend(article_from_json(a if isinstance(a, dict) else {}, provider) for a in obj["articles"])
+            elif isinstance(obj, dict):
+                out.append(article_from_json(obj, provider))
+            else:
+                raise UsageProblem("not a JSON object")
+        except UsageProblem as exc:
+            raise UsageProblem(f"{where} line {n}: {exc}", hint=exc.hint) from None
     return out
 
 
@@ -64,7 +88,7 @@ class FileNews:
     def fetch(self, store: Store) -> list[Article]:
         if not self.path.exists():
             raise UsageProblem(f"news.file not found: {self.path}")
-        with self.path.open(encoding="utf-8") as fh:
+        with self.path.open("rb") as fh:
             return read_jsonl(fh)
 
     def commit(self, store: Store) -> None:
