@@ -1,7 +1,9 @@
 """Logging: human lines on stderr, JSON lines under logs/ (app.log, trades.log, decisions.log).
 
 `tail -f logs/trades.log | jq .` works: one JSON object per line, extra fields included.
-Nothing is ever logged to stdout, which belongs to the command's JSON output.
+Nothing is logged to stdout, which belongs to the command's JSON output, unless `logs.output` is
+`stdout` (containers: the collector reads stdout): then every log line, of every logger, goes to
+stdout as JSON and nowhere else (no files, no human lines on stderr).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
-_configured: Path | None = None
+_configured: tuple[Path, str] | None = None
 
 
 class JsonFormatter(logging.Formatter):
@@ -53,20 +55,29 @@ class Redact(logging.Filter):
         return True
 
 
-def setup_logging(log_dir: Path, level: str = "INFO", verbose: int = 0) -> None:
-    """Idempotent: configures the tokenomics loggers once per process and log directory."""
+def setup_logging(log_dir: Path, level: str = "INFO", verbose: int = 0, output: str = "files") -> None:
+    """Idempotent: configures the tokenomics loggers once per process, log directory and output."""
     global _configured
-    if _configured == Path(log_dir):
+    if _configured == (Path(log_dir), output):
         return
     log_dir = Path(log_dir)
-    log_dir.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger("tokenomics")
-    for h in list(root.handlers):
-        root.removeHandler(h)
-        h.close()
+    for lg in (root, *(logging.getLogger(f"tokenomics.{n}") for n in ("trades", "decisions"))):
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
+            h.close()
     root.setLevel(logging.DEBUG)
     root.propagate = False
     redact = Redact()
+    if output == "stdout":
+        out = logging.StreamHandler(sys.stdout)
+        out.setFormatter(JsonFormatter())
+        out.setLevel(logging.DEBUG if verbose > 1 else getattr(logging, level))
+        out.addFilter(redact)
+        root.addHandler(out)  # trades and decisions reach it through the tokenomics logger
+        _configured = (log_dir, output)
+        return
+    log_dir.mkdir(parents=True, exist_ok=True)
     app = logging.FileHandler(log_dir / "app.log", encoding="utf-8")
     app.setFormatter(JsonFormatter())
     app.setLevel(getattr(logging, level))
@@ -79,15 +90,12 @@ def setup_logging(log_dir: Path, level: str = "INFO", verbose: int = 0) -> None:
     root.addHandler(err)
     for name in ("trades", "decisions"):
         lg = logging.getLogger(f"tokenomics.{name}")
-        for h in list(lg.handlers):
-            lg.removeHandler(h)
-            h.close()
         fh = logging.FileHandler(log_dir / f"{name}.log", encoding="utf-8")
         fh.setFormatter(JsonFormatter())
         fh.addFilter(redact)
         lg.addHandler(fh)
         lg.setLevel(logging.INFO)
-    _configured = log_dir
+    _configured = (log_dir, output)
 
 
 app_log = logging.getLogger("tokenomics")

@@ -83,7 +83,8 @@ class Runtime:
 
         from tokenomics.config import StoreSettings
 
-        setup_logging(self.settings.logs.dir, self.settings.logs.level, self.opts.verbose)
+        lg = self.settings.logs
+        setup_logging(lg.dir, lg.level, self.opts.verbose, lg.output)
         # the built-in default (data/ under the working directory) is created on first use, so the quick
         # start needs no init; a folder named by --db or store.path must exist (a typo is no new account)
         default = self.opts.db is None and self.settings.store.path == StoreSettings().path

@@ -17,6 +17,9 @@ ENV_EXAMPLE = """# Secrets live here or in the environment, never in config/sett
 # CCXT_API_KEY=
 # CCXT_SECRET=
 # CCXT_PASSWORD=
+# Notification secrets, named as ${VAR} in notify.urls (any names you like), e.g.:
+# TELEGRAM_BOT_TOKEN=
+# TELEGRAM_CHAT_ID=
 """
 
 

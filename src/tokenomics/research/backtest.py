@@ -662,7 +662,7 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
             out = collect(rep, start_equity, bars, symbols, tf if w.stored else None)
         finally:
             rep.close()
-            setup_logging(rt.settings.logs.dir, rt.settings.logs.level, rt.opts.verbose)
+            setup_logging(rt.settings.logs.dir, rt.settings.logs.level, rt.opts.verbose, rt.settings.logs.output)
     out["scored"] = cached.scored
     out["articles"] = cached.articles
     out["tokens"], out["cost_usd"] = cached.tokens, cached.cost_usd

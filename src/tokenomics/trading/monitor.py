@@ -72,14 +72,15 @@ class Monitor:
         """The first beat (state starting), before the first tick; builds the notifier (config errors exit 2)."""
         rt = self.rt
         s = rt.settings
+        rt.store  # noqa: B018 -- opens the store and sets up logging (apprise's reasons go to the same log)
+        if s.notify.urls:  # first: a bad URL or a missing ${VAR} exits 2 before the loop says it started
+            from tokenomics.adapters.notify import Notifier
+
+            self.notifier = Notifier(s.notify.urls, s.notify.timeout_seconds)
         now = iso(utcnow())
         self._write(form=self.form, state="starting", pid=os.getpid(), host=socket.gethostname(), mode=rt.mode,
                     strategy=self.strategy, started_at=now, beat_at=now, tick=0, now=rt.now().isoformat(),
                     interval_seconds=self.interval if self.form == "loop" else None)
-        if s.notify.urls:
-            from tokenomics.adapters.notify import Notifier
-
-            self.notifier = Notifier(s.notify.urls, s.notify.timeout_seconds)
         if self.form == "loop":
             self._notify([self._msg("loop", f"loop started ({rt.mode})",
                                     f"run --loop started: mode {rt.mode}, strategy {self.strategy}, "
