@@ -1,55 +1,163 @@
-"""The shipped offline scorer on Financial PhraseBank AllAgree (evaluation only: never trained or
-tuned on, never copied into the project).
+"""The offline scorers on Financial PhraseBank AllAgree (evaluation only: never trained or tuned on,
+never copied into the project), side by side, and what each costs to load and run.
 
-Reads ../shared/eval/phrasebank/Sentences_AllAgree.txt beside the repo (latin-1, "sentence@label")
-and prints JSON: accuracy, macro-F1, per-class precision/recall, the all-neutral baseline and the
-scoring throughput. Exits 0 with a message on stderr when the file is absent.
+    python benchmarks/scorer_phrasebank.py [--transformer DIR] [--rounds N]
+
+Reads ../shared/eval/phrasebank/Sentences_AllAgree.txt beside the repo (latin-1, "sentence@label").
+Scorers: the TF-IDF model evaluated with numpy from model.npz (the default since issue 16), the same
+model through its scikit-learn pipeline (model.joblib, what ran before) and, when its model directory
+and onnxruntime + tokenizers are present, the fine-tuned MiniLM (`offline-transformer`). Per scorer:
+accuracy, macro-F1, per-class precision/recall, precision of the bullish/bearish calls at conviction
+>= 70 and how many there are, headlines per second batched and one at a time, the cold start of a
+fresh process that loads the scorer and scores two headlines (CPU seconds and peak RSS, medians of
+N rounds, beside `python -c pass`), and the install size (model files + the libraries it needs).
+Prints JSON. Exits 0 with a message on stderr when the PhraseBank file is absent.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-PATH = Path(__file__).resolve().parents[2] / "shared" / "eval" / "phrasebank" / "Sentences_AllAgree.txt"
+REPO = Path(__file__).resolve().parents[1]
+PATH = REPO.parent / "shared" / "eval" / "phrasebank" / "Sentences_AllAgree.txt"
 MAP = {"positive": "bullish", "negative": "bearish", "neutral": "neutral"}
+LABELS = ("bearish", "bullish", "neutral")
+
+COLD = """
+import resource, sys
+sys.path.insert(0, {src!r})
+from datetime import datetime, timezone
+from pathlib import Path
+from {module} import {cls} as Scorer
+from tokenomics.core.models import Article
+now = datetime.now(timezone.utc)
+Scorer(Path({model_dir!r})).score([Article("a", "Acme shares surge after an earnings beat", ("ACME",), now),
+                                   Article("b", "Acme cuts its outlook as demand weakens", ("ACME",), now)])
+r = resource.getrusage(resource.RUSAGE_SELF)
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(r.ru_utime + r.ru_stime, hwm / 1024, sorted({{m.split(".")[0] for m in sys.modules}} & {{"sklearn", "scipy", "torch"}}))
+"""
+# peak RSS from VmHWM (this process image only; ru_maxrss would carry the forking parent's peak over exec)
+BASELINE = ("import resource; r = resource.getrusage(resource.RUSAGE_SELF); "
+            "hwm = next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM')); "
+            "print(r.ru_utime + r.ru_stime, hwm / 1024, [])")
+
+
+def cold(code: str, rounds: int) -> dict:
+    runs = []
+    for _ in range(rounds):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        cpu, rss, heavy = out.stdout.strip().split(" ", 2)
+        runs.append((float(cpu), float(rss), heavy))
+    return {"cpu_seconds": round(statistics.median(r[0] for r in runs), 3),
+            "peak_rss_mb": round(statistics.median(r[1] for r in runs), 1), "heavy_imports": runs[0][2]}
+
+
+def dir_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def package_size(name: str) -> int:
+    """Bytes of an installed package's directory and its vendored .libs, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return 0
+    root = Path(next(iter(spec.submodule_search_locations)))
+    libs = [p for p in root.parent.glob("*.libs") if p.name.replace("_", "").startswith(name.replace("_", ""))]
+    return dir_size(root) + sum(dir_size(p) for p in libs)
+
+
+def evaluate(scorer, texts: list[str], truth: list[str]) -> dict:
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+    t0 = time.perf_counter()
+    proba = scorer.predict_proba(texts)
+    batched = len(texts) / (time.perf_counter() - t0)
+    sample = texts[:300]
+    t0 = time.perf_counter()
+    for text in sample:
+        scorer.predict_proba([text])
+    single = len(sample) / (time.perf_counter() - t0)
+    k = proba.argmax(axis=1)
+    pred = [LABELS[i] for i in k]
+    conviction = np.rint(100 * proba.max(axis=1))
+    loud = [(p, t) for p, t, c in zip(pred, truth, conviction) if p != "neutral" and c >= 70]
+    p, r, _, n = precision_recall_fscore_support(truth, pred, labels=list(LABELS), zero_division=0)
+    return {
+        "accuracy": round(float(accuracy_score(truth, pred)), 4),
+        "macro_f1": round(float(f1_score(truth, pred, average="macro")), 4),
+        "precision_at_conviction_70": round(sum(p == t for p, t in loud) / len(loud), 4) if loud else None,
+        "calls_at_conviction_70": len(loud),
+        "per_class": {label: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
+                              "support": int(n[i])} for i, label in enumerate(LABELS)},
+        "headlines_per_second_batched": round(batched),
+        "headlines_per_second_one_at_a_time": round(single),
+    }
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--transformer", type=Path, default=REPO / "trained_models" / "sentiment-minilm",
+                    help="model directory of the offline-transformer scorer (skipped when absent)")
+    ap.add_argument("--rounds", type=int, default=5, help="cold starts per scorer (median)")
+    args = ap.parse_args()
     if not PATH.exists():
         print("skipped: ../shared/eval/phrasebank not found", file=sys.stderr)
         return
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-
-    from tokenomics.adapters.scorers.offline import LABELS, OfflineScorer
+    sys.path.insert(0, str(REPO / "src"))
+    from tokenomics.adapters.scorers import offline
 
     pairs = [line.rsplit("@", 1) for line in PATH.read_text(encoding="latin-1").splitlines() if "@" in line]
     texts = [text for text, _ in pairs]
     truth = [MAP[label.strip()] for _, label in pairs]
-
-    scorer = OfflineScorer()
-    t0 = time.perf_counter()
-    scorer.predict_proba(["warm-up"])
-    load_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    proba = scorer.predict_proba(texts)
-    seconds = time.perf_counter() - t0
-    pred = [LABELS[i] for i in proba.argmax(axis=1)]
-
-    p, r, _, n = precision_recall_fscore_support(truth, pred, labels=list(LABELS), zero_division=0)
-    print(json.dumps({
+    src = str(REPO / "src")
+    out: dict = {
         "dataset": "Financial PhraseBank v1.0 AllAgree (Malo et al. 2014, CC BY-NC-SA 3.0), evaluation only",
-        "n": len(truth),
-        "accuracy": round(float(accuracy_score(truth, pred)), 4),
-        "macro_f1": round(float(f1_score(truth, pred, average="macro")), 4),
-        "all_neutral_baseline": round(truth.count("neutral") / len(truth), 4),
-        "per_class": {label: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
-                              "support": int(n[i])} for i, label in enumerate(LABELS)},
-        "model_load_seconds": round(load_seconds, 3),
-        "sentences_per_second": round(len(texts) / seconds),
-    }, indent=2))
+        "n": len(truth), "all_neutral_baseline": round(truth.count("neutral") / len(truth), 4),
+        "python_c_pass": cold(BASELINE, args.rounds), "scorers": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        joblib_only = Path(tmp)  # what the scorer loaded before the numpy export
+        for name in (offline.MODEL_FILE, offline.CARD_FILE):
+            shutil.copy(offline.MODEL_DIR / name, joblib_only / name)
+        npz = offline.MODEL_DIR / offline.NUMPY_FILE
+        entries = [
+            ("offline (numpy, model.npz)", "tokenomics.adapters.scorers.offline", "OfflineScorer", offline.MODEL_DIR,
+             dir_size(npz) + package_size("numpy")),
+            ("offline before: scikit-learn pipeline (model.joblib)", "tokenomics.adapters.scorers.offline",
+             "OfflineScorer", joblib_only, dir_size(joblib_only / offline.MODEL_FILE)
+             + sum(package_size(p) for p in ("numpy", "scipy", "sklearn", "joblib"))),
+        ]
+        if args.transformer.exists() and all(importlib.util.find_spec(m) for m in ("onnxruntime", "tokenizers")):
+            entries.append(("offline-transformer (MiniLM, onnxruntime)", "tokenomics.adapters.scorers.transformer",
+                            "TransformerScorer", args.transformer,
+                            dir_size(args.transformer) + sum(package_size(p) for p in ("numpy", "onnxruntime", "tokenizers"))))
+        elif args.transformer.exists():
+            print("offline-transformer skipped: install the 'transformer' extra (onnxruntime, tokenizers)", file=sys.stderr)
+        for label, module, cls, model_dir, size in entries:
+            print(f"{label} ...", file=sys.stderr)
+            scorer = getattr(importlib.import_module(module), cls)(model_dir)
+            t0 = time.perf_counter()
+            scorer.predict_proba(["warm-up"])
+            row = {"model_dir": str(model_dir), "load_seconds_in_process": round(time.perf_counter() - t0, 3)}
+            row |= evaluate(scorer, texts, truth)
+            row["cold_start_two_headlines"] = cold(COLD.format(src=src, module=module, cls=cls, model_dir=str(model_dir)),
+                                                   args.rounds)
+            row["install_mb"] = round(size / 1e6, 1)
+            out["scorers"][label] = row
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

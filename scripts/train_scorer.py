@@ -1,4 +1,6 @@
-"""Rebuild the offline sentiment model from TFNS and write it with its model card.
+"""Rebuild the offline sentiment model from TFNS and write it with its model card: the scikit-learn
+pipeline (model.joblib) and its numpy export (model.npz, what the scorer loads at run time without
+scikit-learn), checked to give the same probabilities on the validation split.
 
     python scripts/train_scorer.py [--data DIR] [--out DIR]
 
@@ -71,6 +73,11 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, args.out / offline.MODEL_FILE, compress=3)
+    offline.save_numpy(model, args.out / offline.NUMPY_FILE)
+    exported = offline.NumpyModel.load(args.out / offline.NUMPY_FILE)
+    diff = float(numpy.abs(exported.predict_proba(x_valid) - model.predict_proba(x_valid)).max())
+    if diff > 1e-9:
+        raise SystemExit(f"the numpy export disagrees with the pipeline: max |diff| {diff:.3g}")
     card = {
         "name": "sentiment-offline",
         "task": "3-class financial news sentiment (bearish / bullish / neutral) with class probabilities",
@@ -89,6 +96,12 @@ def main() -> None:
         },
         "params": {k: list(v) if isinstance(v, tuple) else v for k, v in offline.PARAMS.items()},
         "conviction": "round(100 * probability of the predicted class)",
+        "files": {
+            offline.NUMPY_FILE: f"run time: vocabularies, idf and coefficients as arrays (format {offline.NUMPY_FORMAT}), "
+                                "evaluated with numpy alone (no scikit-learn or scipy import)",
+            offline.MODEL_FILE: "the fitted scikit-learn pipeline (joblib); a fallback, and the reference of the export",
+        },
+        "numpy_export_max_abs_diff": float(f"{diff:.3g}"),
         "metrics": {"tfns_valid": metrics},
         "train_seconds": round(train_seconds, 1),
         "libraries": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
@@ -96,8 +109,10 @@ def main() -> None:
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (args.out / offline.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    size = (args.out / offline.MODEL_FILE).stat().st_size
-    print(f"wrote {args.out / offline.MODEL_FILE} ({size / 1e6:.2f} MB) and {offline.CARD_FILE}", file=sys.stderr)
+    for name in (offline.NUMPY_FILE, offline.MODEL_FILE):
+        print(f"wrote {args.out / name} ({(args.out / name).stat().st_size / 1e6:.2f} MB)", file=sys.stderr)
+    print(f"numpy export vs pipeline on {len(x_valid)} validation rows: max |diff| {diff:.3g}; wrote {offline.CARD_FILE}",
+          file=sys.stderr)
     print(json.dumps({"tfns_valid": metrics, "train_seconds": card["train_seconds"]}, indent=2))
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import numpy as np
@@ -96,3 +98,53 @@ def test_rebuilds_from_vendored_csv_when_the_model_is_missing(tmp_path, monkeypa
     assert "rebuilding from the vendored TFNS data" in caplog.text
     assert score.sentiment == "bullish"
     assert rebuilt.predict_proba(["Acme cuts its outlook"]).shape == (1, 3)
+
+
+# --- the numpy export (issue 16): the scorer loads and scores without scikit-learn or scipy ---------
+
+def test_the_numpy_export_agrees_with_the_pipeline() -> None:
+    """The shipped model.npz, evaluated with numpy, gives the probabilities of the shipped pipeline."""
+    import joblib
+
+    pipeline = joblib.load(offline.MODEL_DIR / offline.MODEL_FILE)
+    exported = offline.NumpyModel.load(offline.MODEL_DIR / offline.NUMPY_FILE)
+    path = SHARED / "data" / "tfns" / "sent_valid.csv"
+    texts = load_tfns(path)[0] if path.exists() else load_tfns()[0][:2000]
+    texts += ["", "   ", "a", "ÄÖÜ ñ 😀 $AAPL", "x" * 500, "Apple\n\tbeats  estimates"]
+    diff = np.abs(exported.predict_proba(texts) - pipeline.predict_proba(texts)).max()
+    assert diff < 1e-12
+
+
+def test_an_export_of_a_fresh_fit_round_trips(tmp_path) -> None:
+    texts, labels = load_tfns()
+    pipeline = offline.fit(texts[::5], labels[::5])
+    offline.save_numpy(pipeline, tmp_path / offline.NUMPY_FILE)
+    exported = offline.NumpyModel.load(tmp_path / offline.NUMPY_FILE)
+    probe = texts[1::50]
+    assert np.abs(exported.predict_proba(probe) - pipeline.predict_proba(probe)).max() < 1e-12
+    with np.load(tmp_path / offline.NUMPY_FILE, allow_pickle=False) as z:  # plain arrays, no pickles
+        assert {"coef", "intercept", "word_terms", "word_idf", "char_terms", "char_idf"} <= set(z.files)
+
+
+def test_scoring_imports_neither_sklearn_nor_scipy() -> None:
+    code = ("import sys\n"
+            "from tokenomics.adapters.scorers.offline import OfflineScorer\n"
+            "from tokenomics.core.models import Article\n"
+            "from datetime import datetime, timezone\n"
+            "s = OfflineScorer().score([Article('a', 'Acme shares surge after an earnings beat', ('ACME',), "
+            "datetime.now(timezone.utc))])\n"
+            "assert s[0].sentiment == 'bullish', s\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'joblib'}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_an_unusable_export_falls_back_to_the_pipeline(tmp_path, caplog) -> None:
+    shutil.copy(offline.MODEL_DIR / offline.MODEL_FILE, tmp_path)
+    shutil.copy(offline.MODEL_DIR / offline.CARD_FILE, tmp_path)
+    (tmp_path / offline.NUMPY_FILE).write_bytes(b"not a zip")
+    with caplog.at_level(logging.WARNING, logger="tokenomics"):
+        [score] = OfflineScorer(tmp_path).score([art("Acme shares surge to a record high after an earnings beat")])
+    assert "model.npz unusable" in caplog.text and "rebuilding" not in caplog.text
+    assert score.sentiment == "bullish"

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from tokenomics.core.models import Article
-from tokenomics.core.news import find_syndicated, story_key
+from tokenomics.core.news import find_syndicated, story_key, without_information
 from tokenomics.logs import app_log, decisions_log
 from tokenomics.runtime import Runtime
 from tokenomics.store import iso, parse_ts
@@ -131,7 +131,8 @@ def score(rt: Runtime, limit: int = 1000) -> dict:
     if not rows:
         return {"articles": 0, "scores": 0, "by_sentiment": {}}
     articles = [article_from_row(r) for r in rows]
-    scores = rt.scorer.score(articles)
+    todo, scores = without_information(articles, rt.scorer.name)
+    scores = rt.scorer.score(todo) + scores  # called even when empty: it resets its failed/deferred
     created = {a.id: iso(a.created_at) for a in articles}
     now = iso(rt.now())
     score_rows = [

@@ -6,6 +6,11 @@ of movement mapped to "rise"/"fall") so that tweet artefacts don't dominate and 
 over to formal news sentences. Features: TF-IDF word 1-2-grams plus char_wb 2-5-grams; classifier:
 class-balanced multinomial logistic regression. `build_pipeline`/`fit` are the single definition
 of the model, shared with scripts/train_scorer.py and the in-memory rebuild fallback.
+
+At run time the model is read from `model.npz` (vocabularies, idf weights, coefficients; written by
+scripts/train_scorer.py beside the scikit-learn pipeline) and evaluated with numpy alone by
+`NumpyModel`: scoring imports neither scikit-learn nor scipy. `model.joblib` (the fitted pipeline,
+needs scikit-learn) is the fallback, then an in-memory rebuild.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ log = logging.getLogger("tokenomics")
 
 MODEL_DIR = Path(__file__).resolve().parents[4] / "trained_models" / "sentiment-offline"
 MODEL_FILE = "model.joblib"
+NUMPY_FILE = "model.npz"
+NUMPY_FORMAT = 1
 CARD_FILE = "model_card.json"
 LABELS: tuple[Sentiment, ...] = SENTIMENTS  # TFNS label id -> sentiment: 0 bearish, 1 bullish, 2 neutral
 PARAMS = {
@@ -128,8 +135,123 @@ def _load_shipped(model_dir: Path):
         return joblib.load(model_dir / MODEL_FILE)
 
 
+# --- the pipeline as arrays, evaluated with numpy ------------------------------------------------------
+def export_arrays(pipeline) -> dict[str, np.ndarray]:
+    """Everything a fitted `build_pipeline()` needs to predict, as plain arrays (no pickles): the word
+    and char_wb vocabularies (terms joined by newlines, UTF-8), their idf weights and n-gram ranges, and
+    the logistic regression's coefficients and intercepts."""
+    features = dict(pipeline.named_steps["features"].transformer_list)
+    clf = pipeline.named_steps["clf"]
+    if list(clf.classes_) != list(range(len(LABELS))):
+        raise ValueError(f"classes {list(clf.classes_)} are not the TFNS label ids 0..{len(LABELS) - 1}")
+    out: dict[str, np.ndarray] = {"format": np.array(NUMPY_FORMAT), "coef": clf.coef_, "intercept": clf.intercept_}
+    for name in ("word", "char"):
+        vec = features[name]
+        if vec.norm != "l2" or not vec.use_idf or vec.binary or vec.lowercase or vec.strip_accents is not None:
+            raise ValueError(f"{name}: only the TfidfVectorizer settings of build_pipeline() can be exported")
+        terms = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
+        if any("\n" in t for t in terms):
+            raise ValueError(f"{name}: a term contains a newline")
+        out[f"{name}_terms"] = np.frombuffer("\n".join(terms).encode("utf-8"), dtype=np.uint8)
+        out[f"{name}_idf"] = vec.idf_
+        out[f"{name}_ngram_range"] = np.array(vec.ngram_range)
+        out[f"{name}_sublinear_tf"] = np.array(bool(vec.sublinear_tf))
+    if set(features) != {"word", "char"} or features["word"].analyzer != "word" or features["char"].analyzer != "char_wb":
+        raise ValueError("features must be a word and a char_wb TfidfVectorizer")
+    return out
+
+
+def save_numpy(pipeline, path: Path) -> None:
+    np.savez_compressed(path, **export_arrays(pipeline))
+
+
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # TfidfVectorizer's default token_pattern
+_SPACES = re.compile(r"\s\s+")
+
+
+def _word_ngrams(text: str, lo: int, hi: int) -> list[str]:
+    tokens = _TOKEN.findall(text)
+    out = list(tokens) if lo == 1 else []
+    for n in range(max(lo, 2), min(hi, len(tokens)) + 1):
+        out += [" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return out
+
+
+def _char_wb_ngrams(text: str, lo: int, hi: int) -> list[str]:
+    """scikit-learn's char_wb analyzer: n-grams inside words padded with a space (a short word once)."""
+    out = []
+    for w in _SPACES.sub(" ", text).split():
+        w = f" {w} "
+        for n in range(lo, hi + 1):
+            out += [w[i:i + n] for i in range(max(1, len(w) - n + 1))]
+            if len(w) <= n:
+                break
+    return out
+
+
+class _Tfidf:
+    def __init__(self, terms: np.ndarray, idf: np.ndarray, ngram_range: np.ndarray, sublinear: np.ndarray, analyzer):
+        self.index = {t: i for i, t in enumerate(terms.tobytes().decode("utf-8").split("\n"))}
+        if len(self.index) != len(idf):
+            raise ValueError("vocabulary and idf lengths differ")
+        self.idf, self.lo, self.hi, self.sublinear, self.analyzer = idf, int(ngram_range[0]), int(ngram_range[1]), \
+            bool(sublinear), analyzer
+
+    def __call__(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(column indices, l2-normalised tf-idf values) of one normalised text."""
+        counts: dict[int, int] = {}
+        index = self.index
+        for gram in self.analyzer(text, self.lo, self.hi):
+            i = index.get(gram)
+            if i is not None:
+                counts[i] = counts.get(i, 0) + 1
+        cols = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        if self.sublinear:
+            tf = np.log(tf) + 1.0
+        values = tf * self.idf[cols]
+        norm = np.sqrt(values @ values)
+        return cols, (values / norm if norm > 0 else values)
+
+
+class NumpyModel:
+    """The exported TF-IDF + logistic regression, evaluated with numpy: same probabilities as the
+    scikit-learn pipeline it came from (tests/unit/test_offline_scorer.py checks it)."""
+
+    def __init__(self, arrays):
+        if int(arrays["format"]) != NUMPY_FORMAT:
+            raise ValueError(f"model.npz format {int(arrays['format'])}, this version reads {NUMPY_FORMAT}")
+        self.word = _Tfidf(arrays["word_terms"], arrays["word_idf"], arrays["word_ngram_range"],
+                           arrays["word_sublinear_tf"], _word_ngrams)
+        self.char = _Tfidf(arrays["char_terms"], arrays["char_idf"], arrays["char_ngram_range"],
+                           arrays["char_sublinear_tf"], _char_wb_ngrams)
+        coef = np.asarray(arrays["coef"], dtype=np.float64)
+        if coef.shape != (len(LABELS), len(self.word.index) + len(self.char.index)):
+            raise ValueError(f"coefficients of shape {coef.shape} do not fit the vocabularies")
+        self.coef_word = np.ascontiguousarray(coef[:, :len(self.word.index)].T)  # (terms, classes)
+        self.coef_char = np.ascontiguousarray(coef[:, len(self.word.index):].T)
+        self.intercept = np.asarray(arrays["intercept"], dtype=np.float64)
+
+    @classmethod
+    def load(cls, path: Path) -> NumpyModel:
+        with np.load(path, allow_pickle=False) as z:
+            return cls({k: z[k] for k in z.files})
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.empty((len(texts), len(LABELS)))
+        for row, text in enumerate(texts):
+            t = normalise(text)
+            wc, wv = self.word(t)
+            cc, cv = self.char(t)
+            z = self.intercept + wv @ self.coef_word[wc] + cv @ self.coef_char[cc]
+            z = np.exp(z - z.max())
+            out[row] = z / z.sum()
+        return out
+
+
 class OfflineScorer:
-    """Scores articles with the shipped model; rebuilds it in memory if it can't be loaded."""
+    """Scores articles with the shipped model: model.npz with numpy, else model.joblib with scikit-learn,
+    else a model rebuilt in memory from the vendored TFNS data."""
 
     name = "offline"
 
@@ -140,6 +262,12 @@ class OfflineScorer:
     @property
     def model(self):
         if self._model is None:
+            try:
+                self._model = NumpyModel.load(self.model_dir / NUMPY_FILE)
+                return self._model
+            except Exception as exc:  # missing, corrupt or another format: try the pipeline
+                if (self.model_dir / NUMPY_FILE).exists():
+                    log.warning("%s unusable (%s); trying %s", self.model_dir / NUMPY_FILE, exc, MODEL_FILE)
             try:
                 self._model = _load_shipped(self.model_dir)
             except Exception as exc:  # missing, corrupt or version-mismatched: all mean "rebuild"
