@@ -43,7 +43,7 @@ def _counts(out: dict) -> dict:
 
 def tick(rt, n: int, stop: threading.Event, steps: list | None = None) -> dict:
     """One pass of the chain (`steps`, default the sentiment chain); each step is recorded in runs and
-    committed before the next."""
+    committed before the next. The whole tick acts at the step its advance wrote."""
     if rt.mode == "sim":
         rt.advance(1)
     row: dict = {"tick": n, "now": rt.now().isoformat()}
@@ -73,6 +73,8 @@ def tick(rt, n: int, stop: threading.Event, steps: list | None = None) -> dict:
             row["closed"] = [{"symbol": c["symbol"], "reason": c["exit_reason"], "pnl": c["pnl"]}
                              for c in (r["closed"] for r in out["rows"]) if c]
     row.update(account.mark_to_market(rt))
+    rt.end_tick()
+    rt.store.checkpoint()  # PASSIVE: the WAL stays about one tick long
     return row
 
 

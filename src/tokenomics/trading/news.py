@@ -111,7 +111,7 @@ def score(rt: Runtime, limit: int = 1000) -> dict:
     done = [a.id for a in articles if a.id not in failed and a.id not in deferred]
     with rt.store.tx():
         new = rt.store.insert_ignore("scores", score_rows)
-        rt.store.db.execute(
+        rt.store.execute(
             f"UPDATE articles SET status = 'scored', attempts = attempts + 1, error = NULL WHERE id IN "
             f"({','.join('?' * len(done))})",
             done,

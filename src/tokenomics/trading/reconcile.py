@@ -59,10 +59,10 @@ def reconcile(rt: Runtime, accept: bool = False) -> dict:
         for d in found:
             if d["symbol"] in exits:
                 d.update(exit_price=exits[d["symbol"]]["price"], price_source=exits[d["symbol"]]["source"])
-        with st.tx():
+        with st.tx(durable=True):
             st.execute("UPDATE reconcile_diffs SET status = 'resolved', resolved_at = ? WHERE status = 'open'", [now])
             for d in found:
-                st.db["reconcile_diffs"].insert({
+                st.insert("reconcile_diffs", {
                     "found_at": now, "kind": d["kind"], "symbol": d["symbol"], "client_order_id": None,
                     "store_view": json.dumps(d["store_view"]), "broker_view": json.dumps(d["broker_view"]),
                     "status": "accepted" if accept else "open", "resolved_at": now if accept else None})
