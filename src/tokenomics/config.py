@@ -59,6 +59,7 @@ class UniverseSettings(Section):
 class StoreSettings(Section):
     path: Path = Path("data/tokenomics.db")
     busy_timeout_ms: int = Field(5000, ge=0)
+    min_free_mb: int = Field(100, ge=0)
 
 
 class LogSettings(Section):

@@ -36,6 +36,7 @@ class Options:
 class Runtime:
     opts: Options = field(default_factory=Options)
     create_store_dirs: bool = False  # `init` creates the store's folder; other commands refuse a missing one
+    _tick_step: int | None = field(default=None, init=False, repr=False)
 
     @cached_property
     def settings(self) -> Settings:
@@ -108,8 +109,12 @@ class Runtime:
         return SimWorld(self.settings, self.calendar)
 
     def sim_step(self) -> int:
-        row = self.store.one("SELECT step FROM clock WHERE name = ?", [SIM_CLOCK])
-        return int(row["step"]) if row else self.settings.sim.history_steps
+        """The sim clock's step: within a tick, the one its advance wrote (one tick, one now: no clock
+        SELECT per price); else the store's."""
+        if self._tick_step is not None:
+            return self._tick_step
+        step = self.store.scalar("SELECT step FROM clock WHERE name = ?", [SIM_CLOCK])
+        return int(step) if step is not None else self.settings.sim.history_steps
 
     def now(self) -> datetime:
         """The one notion of 'now' every command uses: the sim clock in sim mode, else real time."""
@@ -119,16 +124,24 @@ class Runtime:
         return utcnow()
 
     def advance(self, steps: int = 1) -> datetime:
-        """Move the sim clock forward (sim mode only); returns the new now."""
-        step = self.sim_step() + steps
-        now = self.world.time_of(step)
+        """Move the sim clock forward (sim mode only); returns the new now. Read and write in one
+        write transaction: overlapping processes each move it by their own steps, never to the same one."""
+        s = self.settings.sim
+        self._tick_step = None
         with self.store.tx():
+            step = self.sim_step() + steps
+            now = s.start + step * timedelta(minutes=s.step_minutes)
             self.store.execute(
                 "INSERT INTO clock(name, step, now) VALUES (?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET step = excluded.step, now = excluded.now",
                 [SIM_CLOCK, step, iso(now)],
             )
+        self._tick_step = step
         return now
+
+    def end_tick(self) -> None:
+        """Forget the tick's step (the next read sees other processes' advances)."""
+        self._tick_step = None
 
     # --- adapters ---------------------------------------------------------------------------
     def asset_class(self, symbol: str) -> str:

@@ -52,6 +52,25 @@ def doctor(ctx: typer.Context) -> None:
 
     checks.append(_check("store", store))
     checks.append(_check("store writable", writable))
+
+    def space():
+        import shutil
+
+        free = shutil.disk_usage(rt.db_path.resolve().parent).free / 2**20
+        if free < s.store.min_free_mb:
+            raise RuntimeError(f"{free:,.0f} MB free where the store lives, below store.min_free_mb "
+                               f"({s.store.min_free_mb} MB): a full disk stops every write (the WAL needs room)")
+        return f"{free:,.0f} MB free (store.min_free_mb {s.store.min_free_mb})"
+
+    def runs():
+        died = rt.store.died_runs()
+        if not died:
+            return "no run left unfinished by a dead process"
+        shown = ", ".join(f"{r['command']} (pid {r['pid']}, started {r['started_at']})" for r in died[:5])
+        return f"{len(died)} run(s) died without finishing (killed, or their final update failed): {shown}"
+
+    checks.append(_check("disk space", space))
+    checks.append(_check("runs", runs))
     checks.append(_check("calendar", lambda: f"NYSE open now: {rt.calendar.is_open('equity', rt.now())}"))
 
     def model():

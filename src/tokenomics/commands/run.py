@@ -42,17 +42,21 @@ def run(
     stop = threading.Event()
 
     def _stop(signum, _frame):
-        print(f"\nreceived {signals.Signals(signum).name}: finishing the current step", file=sys.stderr)
+        again = "again: still finishing (the final mark and summary)" if stop.is_set() else \
+            "finishing the current step"
+        print(f"\nreceived {signals.Signals(signum).name} {again}", file=sys.stderr)
         stop.set()
 
     monitor = Monitor(rt, form="once" if once else "loop", interval=interval, strategy=strategy)
     monitor.start()  # heartbeat (`tokenomics health`) and notifications
+    # the handler stays until the final mark and the summary are written: a second signal during the
+    # shutdown only repeats that it is finishing
     old = {sig: signals.signal(sig, _stop) for sig in (signals.SIGINT, signals.SIGTERM)}
-    start_equity = mark(rt)["equity"]
-    totals = {"strategy": strategy, "ticks": 0, "articles": 0, "opened": 0, "closed": 0, "realized_pnl": 0.0}
-    start = rt.now().isoformat()
     failure: BaseException | None = None
     try:
+        start_equity = mark(rt)["equity"]
+        totals = {"strategy": strategy, "ticks": 0, "articles": 0, "opened": 0, "closed": 0, "realized_pnl": 0.0}
+        start = rt.now().isoformat()
         while not stop.is_set() and (limit is None or totals["ticks"] < limit):
             since = monitor.mark()
             try:
@@ -74,14 +78,22 @@ def run(
             if limit is not None and totals["ticks"] >= limit:
                 break
             stop.wait(interval)
+        final = mark(rt)
+        summary = {
+            **totals, "start": start, "end": rt.now().isoformat(), "start_equity": start_equity,
+            **final, "open_positions": len(rt.store.positions()), "stopped_by": "signal" if stop.is_set() else "ticks",
+        }
+        if not rt.opts.jsonl:
+            emit(rt, summary, title="run")
+    except BaseException as exc:
+        failure = failure or exc
+        raise
     finally:
-        for sig, handler in old.items():
-            signals.signal(sig, handler)
+        if stop.is_set():  # asked to stop: the process is on its way out, and Python's own shutdown
+            # (which puts back the default handlers) would die of one more signal after the summary
+            for sig in old:
+                signals.signal(sig, signals.SIG_IGN)
+        else:
+            for sig, handler in old.items():
+                signals.signal(sig, handler)
         monitor.stop("signal" if stop.is_set() else "ticks", failure)
-    final = mark(rt)
-    summary = {
-        **totals, "start": start, "end": rt.now().isoformat(), "start_equity": start_equity,
-        **final, "open_positions": len(rt.store.positions()), "stopped_by": "signal" if stop.is_set() else "ticks",
-    }
-    if not rt.opts.jsonl:
-        emit(rt, summary, title="run")

@@ -27,8 +27,7 @@ def last_ts(store: Store, source: str, symbol: str, timeframe: str) -> datetime 
 
 
 def store_rows(store: Store, rows: list[dict]) -> int:
-    with store.tx():
-        return store.insert_ignore("bars", rows)
+    return store.bulk_insert("bars", rows)
 
 
 def gaps(store: Store, source: str, symbol: str, timeframe: str, since: str | None = None) -> list[dict]:

@@ -90,7 +90,7 @@ def make_snapshot(rt, strategy: str, combos: list[dict]) -> dict:
     from tokenomics.research import ml
 
     s = rt.settings
-    data: bytes = rt.store.db.conn.serialize()
+    data: bytes = rt.store.conn.serialize()
     settings = json.loads(s.model_dump_json())
     files: dict[str, bytes] = {}
     if strategy == "model":

@@ -72,7 +72,7 @@ def latch_drawdown(rt: Runtime, eq: float, now: datetime) -> None:
     if st.scalar("SELECT COUNT(*) FROM halts WHERE rule = 'max_drawdown' AND lifted_at IS NULL"):
         return
     since = st.scalar("SELECT MAX(lifted_at) FROM halts WHERE rule = 'max_drawdown'") or ""
-    peak = st.scalar("SELECT MAX(equity) FROM equity WHERE ts >= ?", [since])
+    peak = st.equity_peak(since)  # a running peak: reads only the equity rows since the last mark
     fired = risk.drawdown_halt(equity=eq, peak=max(peak or 0.0, eq), limits=limits(rt))
     if fired:
         rule, detail = fired
@@ -115,7 +115,7 @@ def portfolio(rt: Runtime) -> risk.Portfolio:
 
 
 def record_decision(rt: Runtime, signal_id: str, stage: str, requested: float, d: risk.GateDecision) -> None:
-    rt.store.db["risk_decisions"].insert({
+    rt.store.insert("risk_decisions", {
         "signal_id": signal_id, "stage": stage, "decision": d.decision, "rule": d.rule, "detail": d.detail,
         "requested": requested, "approved": d.approved, "decided_at": iso(rt.now()),
     })

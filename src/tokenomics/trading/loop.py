@@ -96,7 +96,7 @@ def mark(rt) -> dict:
 
 def tick(rt, n: int, stop: threading.Event, steps: list | None = None) -> dict:
     """One pass of the chain (`steps`, default the sentiment chain); each step is recorded in runs and
-    committed before the next. In paper/live each step is isolated (see _step): whatever fails, the
+    committed before the next; the whole tick acts at the step its advance wrote. In paper/live each step is isolated (see _step): whatever fails, the
     broker's clock is read again, and check-exits and mark-to-market run on every tick."""
     from tokenomics.trading.faults import Health
 
@@ -139,6 +139,8 @@ def tick(rt, n: int, stop: threading.Event, steps: list | None = None) -> dict:
     else:
         marks = _step(rt, "mark-to-market", account.mark_to_market, health)
         row.update(marks or {})  # no equity when the marks could not be taken this tick
+    rt.end_tick()
+    rt.store.checkpoint()  # PASSIVE: the WAL stays about one tick long
     return row
 
 

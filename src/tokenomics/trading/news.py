@@ -151,7 +151,7 @@ def score(rt: Runtime, limit: int = 1000) -> dict:
     max_attempts = rt.settings.sentiment.max_attempts
     with rt.store.tx():
         new = rt.store.insert_ignore("scores", score_rows)
-        rt.store.db.execute(
+        rt.store.execute(
             f"UPDATE articles SET status = 'scored', attempts = attempts + 1, error = NULL WHERE id IN "
             f"({','.join('?' * len(done))})",
             done,

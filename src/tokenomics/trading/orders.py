@@ -98,7 +98,7 @@ def apply_update(rt: Runtime, upd: OrderUpdate) -> dict:
     # (asked before the transaction: no network I/O inside it)
     dust = rt.broker.dust(order["symbol"]) if upd.fills and order["side"] == "sell" and hasattr(rt.broker, "dust") \
         else 0.0
-    with st.tx():
+    with st.tx(durable=True):  # an order the broker has must never vanish: FULL
         for f in upd.fills:
             qty_in, price_in, fee_in = _position_fill(rt, order["symbol"], order["side"], f)
             flow = cash_flow(order["side"], f.qty, f.price, fee_in)
@@ -111,7 +111,7 @@ def apply_update(rt: Runtime, upd: OrderUpdate) -> dict:
             pos = st.one("SELECT * FROM positions WHERE symbol = ?", [order["symbol"]])
             held = pos["qty"] if pos else 0.0
             if order["side"] == "sell" and qty_in > held + 1e-9:
-                st.db["reconcile_diffs"].insert({
+                st.insert("reconcile_diffs", {
                     "found_at": iso(rt.now()), "kind": "overfill", "symbol": order["symbol"],
                     "client_order_id": upd.client_order_id, "store_view": json.dumps(held),
                     "broker_view": json.dumps(qty_in), "status": "open", "resolved_at": None})
@@ -147,7 +147,7 @@ def apply_update(rt: Runtime, upd: OrderUpdate) -> dict:
                             f.ts, order["symbol"]])
             else:
                 sig = st.one("SELECT source FROM signals WHERE id = ?", [order["signal_id"]])
-                st.db["positions"].insert({
+                st.insert("positions", {
                     "symbol": order["symbol"], "qty": res.qty, "avg_price": res.avg_price, "cost": res.cost,
                     "fees": res.fees, "opened_at": f.ts, "entry_order_id": upd.client_order_id,
                     "source": sig["source"] if sig else "", "signal_id": order["signal_id"],
@@ -183,7 +183,7 @@ def send(rt: Runtime, order: dict) -> dict:
     if upd is None:
         req = OrderRequest(order["client_order_id"], order["symbol"], order["side"],
                            rt.asset_class(order["symbol"]), notional=order["notional"], qty=order["qty"])
-        with rt.store.tx():
+        with rt.store.tx(durable=True):
             rt.store.execute("UPDATE orders SET status = 'submitting', submitted_at = ? WHERE client_order_id = ?",
                              [iso(rt.now()), order["client_order_id"]])
         upd = rt.broker.submit(req)
@@ -194,7 +194,7 @@ def create_order(rt: Runtime, *, signal_id: str, symbol: str, side: str, intent:
                  notional: float | None = None, qty: float | None = None) -> dict | None:
     """Record the order for a signal (once: the signal id is unique) and mark the signal ordered."""
     coid = client_order_id(signal_id)
-    with rt.store.tx():
+    with rt.store.tx(durable=True):
         new = rt.store.insert_ignore("orders", [{
             "client_order_id": coid, "signal_id": signal_id, "symbol": symbol, "side": side, "intent": intent,
             "qty": qty, "notional": notional, "reason": reason, "status": "pending", "broker": rt.broker.name,

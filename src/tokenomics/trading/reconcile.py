@@ -76,7 +76,7 @@ def reconcile(rt: Runtime, accept: bool = False) -> dict:
         for d in found:
             if d["symbol"] in exits:
                 d.update(exit_price=exits[d["symbol"]]["price"], price_source=exits[d["symbol"]]["source"])
-        with st.tx():
+        with st.tx(durable=True):
             st.execute("UPDATE reconcile_diffs SET status = 'resolved', resolved_at = ? WHERE status = 'open' "
                        "AND kind = 'position_qty'", [now])
             if accept:  # a person has looked: over-fills are accepted as booked
@@ -90,7 +90,7 @@ def reconcile(rt: Runtime, accept: bool = False) -> dict:
                     hold = "short at the broker: tokenomics holds long positions only; buy it back at the broker"
                 if hold:
                     d["note"] = hold
-                st.db["reconcile_diffs"].insert({
+                st.insert("reconcile_diffs", {
                     "found_at": now, "kind": d["kind"], "symbol": d["symbol"], "client_order_id": None,
                     "store_view": json.dumps(d["store_view"]), "broker_view": json.dumps(d["broker_view"]),
                     "status": "accepted" if accept and not hold else "open",

@@ -14,10 +14,18 @@ def signal(rt: Runtime) -> dict:
     """Turn every score not yet considered into an entry signal or a recorded skip."""
     s = rt.settings
     st = rt.store
+    # a cursor on the scores' rowids: only scores stored since the last run are read (each gets a signal
+    # row, new or skip; a run cut short leaves the cursor behind and the NOT EXISTS skips what it did)
+    cursor = f"signal:sentiment:{rt.scorer.name}"
+    top = st.scalar("SELECT MAX(rowid) FROM scores") or 0
+    last = int(st.get_cursor(cursor) or 0)
+    if last > top:  # the table was rebuilt (rowids renumbered): read it all once
+        last = 0
     rows = st.all(
-        "SELECT sc.* FROM scores sc LEFT JOIN signals sg ON sg.id = 'sentiment:' || sc.article_id || ':' || sc.symbol "
-        "WHERE sg.id IS NULL AND sc.scorer = ? ORDER BY sc.article_created_at, sc.article_id, sc.symbol",
-        [rt.scorer.name],
+        "SELECT sc.* FROM scores sc WHERE sc.rowid > ? AND sc.rowid <= ? AND sc.scorer = ? AND NOT EXISTS "
+        "(SELECT 1 FROM signals sg WHERE sg.id = 'sentiment:' || sc.article_id || ':' || sc.symbol) "
+        "ORDER BY sc.article_created_at, sc.article_id, sc.symbol",
+        [last, top, rt.scorer.name],
     )
     now = rt.now()
     held = {p["symbol"] for p in st.positions()}
@@ -48,4 +56,7 @@ def signal(rt: Runtime) -> dict:
             made.append(row)
         else:
             skipped += 1
+    if top != last:
+        with st.tx():
+            st.set_cursor(cursor, str(top))
     return {"considered": len(rows), "signals": len(made), "skipped": skipped, "rows": made}

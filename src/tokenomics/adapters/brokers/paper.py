@@ -71,8 +71,8 @@ class PaperBroker:
             "qty": qty if status == "filled" else 0.0, "price": price, "fee": fee if status == "filled" else 0.0,
             "cash_flow": flow if status == "filled" else 0.0, "status": status, "ts": iso(self.now()),
         }
-        with self.store.tx():
-            self.store.db["paper_orders"].insert(row)
+        with self.store.tx(durable=True):  # the paper broker has the order
+            self.store.insert("paper_orders", row)
         return self._update(row, error)
 
     @staticmethod

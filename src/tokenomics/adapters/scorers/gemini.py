@@ -304,7 +304,7 @@ class GeminiScorer:
             getattr(usage, "thoughts_token_count", 0) or 0)
         total = int(getattr(usage, "total_token_count", 0) or 0) or prompt + output
         with self.store.tx():
-            self.store.db["llm_calls"].insert({
+            self.store.insert("llm_calls", {
                 "ts": iso(self.clock()), "model": self.s.model, "prompt_version": self.s.prompt_version,
                 "articles": 1, "prompt_tokens": prompt, "output_tokens": output, "total_tokens": total,
                 "latency_ms": round((time.monotonic() - started) * 1000, 1), "cost_usd": self.cost(prompt, output),
