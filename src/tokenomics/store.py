@@ -176,6 +176,8 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], Any]] = [
     lambda db: _script(db, PROVIDER_HEALTH),
     # runs: which process (host, boot, start time) a row belongs to, so a killed one shows as died
     lambda db: (_script(db, RUNS_ALIVE), [db.execute(t) for t in TOTALS_TRIGGERS]),
+    # a position's exit attempts are found by its entry order id (signals.ref) on every check-exits
+    lambda db: db.execute("CREATE INDEX signals_exit_ref ON signals(ref) WHERE source = 'exit'"),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -268,6 +270,10 @@ _FAULTS = [
 ]
 
 
+# SQLite messages that more than one storage fault produces: the filesystem tells which it is
+_AMBIGUOUS = ("readonly database", "unable to open database file", "disk i/o error")
+
+
 def storage_fault(exc: BaseException, path: Path | str | None) -> "StoreError | None":
     """A disk-full, read-only or I/O failure as one StoreError naming the store, the cause and the fix
     (SQLite rolls the open transaction back: what was committed stays, the store stays consistent)."""
@@ -275,6 +281,10 @@ def storage_fault(exc: BaseException, path: Path | str | None) -> "StoreError | 
         return None
     text = str(exc).lower()
     code = getattr(exc, "errno", None)
+    if path is not None and any(a in text for a in _AMBIGUOUS):
+        found = _diagnose(Path(path), exc)  # e.g. a full disk that SQLite reports as a read-only database
+        if isinstance(found, OSError) and found is not exc:
+            code, text = found.errno, ""
     for needles, cause, todo in _FAULTS:
         if any(n == code if isinstance(n, int) else n in text for n in needles):
             return StoreError(f"store {path or '(unknown)'} is not writable: {cause} ({exc})",

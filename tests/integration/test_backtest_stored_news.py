@@ -23,7 +23,7 @@ pytest.importorskip("backtesting")
 def articles(n: int = 60) -> list[dict]:
     """Dated GOOG stories through 2012 at 15:00 UTC (in session), every fourth one unmistakably bullish."""
     t0 = datetime(2012, 1, 16, 15, tzinfo=timezone.utc)
-    return [{"id": f"a{i}", "headline": f"Google story {i}" + (" MOON" if i % 4 == 0 else ""), "symbols": ["GOOG"],
+    return [{"id": f"a{i}", "headline": f"Google shares climb, story {i}" + (" MOON" if i % 4 == 0 else ""), "symbols": ["GOOG"],
              "created_at": iso(t0 + timedelta(days=5 * i)), "source": "test"} for i in range(n)]
 
 

@@ -173,8 +173,9 @@ def test_reconcile_books_nothing_for_a_symbol_whose_own_order_could_not_be_looke
     exits.check_exits(rt)
     (sell,) = sells(fake, "BTC/USD")
     fake.fill(sell["client_order_id"])  # it fills at the broker, but our look-up fails this time
-    fake.faults["GET /v2/orders:by_client_order_id"] = [500]
+    fake.down["GET /v2/orders:by_client_order_id"] = 500  # every retry of the look-up fails too
     out = reconcile.reconcile(rt, accept=True)
+    del fake.down["GET /v2/orders:by_client_order_id"]
     assert out["differences"] == 1 and "could not be looked up" in out["rows"][0]["note"]
     assert len(rt.store.positions()) == 1  # not booked as a stand-in sale...
     again = reconcile.reconcile(rt)  # ...the next run sees our own fill and books that

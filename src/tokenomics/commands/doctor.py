@@ -7,13 +7,14 @@ app = typer.Typer()
 
 def _check(name: str, fn) -> dict:
     from tokenomics.core.errors import TokenomicsError
+    from tokenomics.store import StoreRefused
 
     try:
         detail = fn()
         return {"check": name, "ok": True, "detail": detail}
-    except TokenomicsError as exc:
-        if exc.exit_code == 2:  # bad usage (a --db that is not a store): exit 2 like a bad config
-            raise
+    except StoreRefused:  # bad usage (a --db that is not a store): exit 2 like a bad config
+        raise
+    except TokenomicsError as exc:  # a missing key is a failed check: doctor goes on to the others
         return {"check": name, "ok": False, "detail": str(exc)}
     except Exception as exc:  # a check reports every failure instead of stopping at the first
         from tokenomics.keys import redact
