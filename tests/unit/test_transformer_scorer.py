@@ -114,3 +114,21 @@ def test_a_missing_model_is_a_config_error_naming_the_training_command(tmp_path)
     with pytest.raises(ConfigError, match="scripts/train_transformer.py") as err:
         tf.TransformerScorer(tmp_path / "nowhere").predict_proba(["Acme beats estimates"])
     assert err.value.exit_code == 2 and "model.onnx" in str(err.value)
+
+
+def test_a_sweep_snapshot_carries_both_models_to_remote_workers(rt) -> None:
+    from tokenomics.research import sweeps
+
+    config = rt.db_path.parent / "config"
+    config.mkdir()
+    (config / "settings.yaml").write_text("sentiment: {provider: offline-transformer}\n")
+    snap = sweeps.make_snapshot(rt, "sentiment", [{}])
+    assert snap["settings"]["sentiment"]["transformer_dir"] == "transformer"
+    assert snap["settings"]["sentiment"]["model_dir"] == "scorer"
+    assert snap["files"]["transformer/model.onnx"] == (tf.MODEL_DIR / tf.ONNX_FILE).read_bytes()
+    assert "scorer/model.npz" in snap["files"]
+    home = sweeps.unpack(snap)
+    import yaml
+
+    settings = yaml.safe_load((home / "settings.yaml").read_text())
+    assert settings["sentiment"]["transformer_dir"] == str(home / "transformer")
