@@ -9,7 +9,9 @@ model through its scikit-learn pipeline (model.joblib, what ran before) and, whe
 and onnxruntime + tokenizers are present (the `transformer` extra), the fine-tuned MiniLM alone and the
 `offline-transformer` scorer (its blend with the TF-IDF model, weight from the model card). Per scorer:
 accuracy, macro-F1, per-class precision/recall, precision of the bullish/bearish calls at conviction
->= 70 and how many there are, headlines per second batched and one at a time, the cold start of a
+>= 70 and how many there are, headlines per second batched and one at a time (the MiniLM runs one
+headline per onnxruntime call either way: int8 activations are scaled per run, so batching would make
+a headline's score depend on its neighbours), the cold start of a
 fresh process that loads the scorer and scores two headlines (CPU seconds and peak RSS, medians of
 N rounds, beside `python -c pass`), and the install size (model files + the libraries it needs, with
 everything those pull in: `install_detail_mb`).
