@@ -36,6 +36,7 @@ class FakeProviders:
         self.market_open = True
         self.gemini_answers: list = []  # scripted {"scores": [...]} or an HTTP error code; empty: bullish 85
         self.positions: dict[str, float] = {}
+        self.trade_age: dict[str, float] = {}  # symbol -> seconds since its latest trade (market data)
         self.bars: dict[str, list[dict]] = {}  # symbol -> raw bars {t, o, h, l, c, v, n, vw}, oldest first
         self.bars_page_size = 10_000  # the server's own cap per page (Alpaca's is 10000)
         self.bars_errors: dict[str, int] = {}  # symbol -> HTTP status its bar requests get
@@ -263,11 +264,11 @@ class FakeProviders:
             return 200, {"news": page, "next_page_token": token}
         if path == "/v2/stocks/trades/latest":
             s = q["symbols"]
-            return 200, {"trades": {s: {"t": now_iso(), "p": self.prices[s], "s": 10, "x": "V", "i": 1,
+            return 200, {"trades": {s: {"t": self._trade_time(s), "p": self.prices[s], "s": 10, "x": "V", "i": 1,
                                         "c": ["@"], "z": "C"}}}
         if path == "/v1beta3/crypto/us/latest/trades":
             s = q["symbols"]
-            return 200, {"trades": {s: {"t": now_iso(), "p": self.prices[s], "s": 0.1, "i": 1, "tks": "B"}}}
+            return 200, {"trades": {s: {"t": self._trade_time(s), "p": self.prices[s], "s": 0.1, "i": 1, "tks": "B"}}}
         if path in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars"):
             return self._bars(path, q)
         if "/models/" in path and path.endswith(":generateContent"):
@@ -276,6 +277,10 @@ class FakeProviders:
                 return code, {"error": {"code": code, "status": "UNAVAILABLE", "message": "overloaded"}}
             return 200, self._gemini(body)
         return 404, {"code": 40410000, "message": f"no route {path}"}
+
+    def _trade_time(self, symbol: str) -> str:
+        t = datetime.now(timezone.utc) - timedelta(seconds=self.trade_age.get(symbol, 0.0))
+        return t.isoformat().replace("+00:00", "Z")
 
     def _bars(self, path: str, q: dict):
         """Historical bars: {"bars": {symbol: [...]}, "next_page_token"}, from start to end (inclusive), at most
