@@ -215,3 +215,13 @@ def test_crypto_prices_is_checked(cli):
     (cli.cwd / "bad.yaml").write_text("mode: paper\nbroker: {provider: paper, crypto_prices: kraken}\n")
     proc = cli("run", "--once", "--mode", "paper", "--config", "bad.yaml")
     assert proc.returncode == 2 and "broker.crypto_prices" in proc.stderr
+
+
+def test_a_pair_the_exchange_does_not_list_exits_2_naming_the_universe(cli, exchange):
+    ccxt_config(cli, exchange.url)
+    cfg = (cli.cwd / "live.yaml").read_text().replace("crypto: [BTC/USDT]", "crypto: [BTC/USD]")
+    (cli.cwd / "live.yaml").write_text(cfg)
+    write_news(cli, ("n1", "Bitcoin soars as institutional demand hits record high", ["BTC/USD"]))
+    proc = cli("run", "--loop", "--ticks", "3", "--interval", "0", *ARGS, env=NO_KEYS)
+    assert proc.returncode == 2 and "universe.crypto" in proc.stderr and "BTC/USD" in proc.stderr
+    assert exchange.tickers_asked() == 0

@@ -30,6 +30,9 @@ class CcxtPrices:
                 raise ConfigError(f"broker.exchange: ccxt has no exchange {self.exchange_id!r}",
                                   hint="e.g. binance, kraken, coinbase")
             ex = getattr(ccxt, self.exchange_id)({"enableRateLimit": True, "timeout": int(self.timeout * 1000)})
+            fm = ex.options.get("fetchMarkets") if isinstance(ex.options, dict) else None
+            if isinstance(fm, dict) and "spot" in (fm.get("types") or []):  # spot pairs only: one markets
+                fm["types"] = ["spot"]  # request, not the futures APIs too (blocked in places, and not traded)
             if self.url:
                 from tokenomics.adapters.brokers.ccxt import _rebase
 
