@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from tokenomics.core.errors import ProviderError
+from tokenomics.core.errors import ConfigError, ProviderError
 
 
 class LivePrices:
@@ -21,9 +21,10 @@ class LivePrices:
 
     def source(self, symbol: str) -> Any:
         cls = self.asset_class(symbol)
-        if cls not in self.sources:  # not in the universe the sources were built for
-            raise ProviderError(provider=f"live prices {symbol}", reason=f"no price source for {cls}",
-                                transient=False)
+        if cls not in self.sources:  # a holding of a class the universe no longer has: no source was built
+            raise ConfigError(f"universe: {symbol} needs a live price but the universe lists no {cls}",
+                              hint=f"add it back under universe.{'crypto' if cls == 'crypto' else 'equities'} "
+                              "until the position is closed")
         return self.sources[cls]
 
     def price(self, symbol: str) -> float:
