@@ -10,6 +10,15 @@ from typing import Any
 from tokenomics.core.errors import ConfigError, ProviderError
 
 
+def _ccxt() -> Any:
+    try:
+        import ccxt
+    except ImportError:
+        raise ConfigError("broker.crypto_prices: ccxt needs the ccxt library, which is not installed",
+                          hint="pip install 'tokenomics[crypto]', or broker.crypto_prices: alpaca") from None
+    return ccxt
+
+
 class CcxtPrices:
     def __init__(self, exchange_id: str, *, url: str | None, timeout: float, ttl_seconds: float = 5.0,
                  exchange: Any = None):
@@ -24,8 +33,7 @@ class CcxtPrices:
     @property
     def ex(self) -> Any:
         if self._ex is None:
-            import ccxt
-
+            ccxt = _ccxt()
             if self.exchange_id not in ccxt.exchanges:
                 raise ConfigError(f"broker.exchange: ccxt has no exchange {self.exchange_id!r}",
                                   hint="e.g. binance, kraken, coinbase")
@@ -48,8 +56,7 @@ class CcxtPrices:
         hit = self._cache.get(symbol)
         if hit and time.monotonic() - hit[0] < self.ttl:
             return hit[1], hit[2]
-        import ccxt
-
+        ccxt = _ccxt()
         from tokenomics.keys import redact
 
         what = f"{self.name} ticker {symbol}"
