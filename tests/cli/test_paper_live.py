@@ -225,3 +225,23 @@ def test_a_pair_the_exchange_does_not_list_exits_2_naming_the_universe(cli, exch
     proc = cli("run", "--loop", "--ticks", "3", "--interval", "0", *ARGS, env=NO_KEYS)
     assert proc.returncode == 2 and "universe.crypto" in proc.stderr and "BTC/USD" in proc.stderr
     assert exchange.tickers_asked() == 0
+
+
+def test_equities_from_alpaca_and_crypto_from_the_exchange_in_one_loop(cli, exchange):
+    with FakeProviders() as fake:
+        (cli.cwd / "live.yaml").write_text(f"""
+mode: paper
+universe: {{equities: [AAPL], crypto: [BTC/USDT]}}
+news: {{provider: file, file: news.jsonl}}
+trading: {{market_hours_only: false}}
+broker: {{provider: paper, data_url: "{fake.url}", crypto_prices: ccxt, exchange_url: "{exchange.url}"}}
+""")
+        write_news(cli, ("n1", "Apple raises full-year guidance after record iPhone sales", ["AAPL"]),
+                   ("n2", "Bitcoin soars as institutional demand hits record high", ["BTC/USDT"]))
+        _last, rows = loop(cli, 2, ALPACA)
+        assert sorted(o["symbol"] for r in rows for o in r.get("opened", [])) == ["AAPL", "BTC/USDT"]
+        assert {p for _m, p in fake.requests} == {"/v2/stocks/trades/latest"}  # no crypto asked of Alpaca
+        assert exchange.tickers_asked("BTC/USDT") >= 1
+        db = sqlite3.connect(cli.cwd / "store.db")
+        prices = dict(db.execute("SELECT symbol, price FROM fills").fetchall())
+        assert prices == {"AAPL": pytest.approx(200.0 * 1.0005), "BTC/USDT": pytest.approx(95000.0 * 1.0005)}
