@@ -160,7 +160,7 @@ def main() -> None:
             entries += [
                 ("MiniLM alone (onnxruntime, weight 1.0)", "tokenomics.adapters.scorers.transformer",
                  "TransformerScorer", args.transformer, {"weight": 1.0}, files, ("numpy", "onnxruntime", "tokenizers")),
-                ("offline-transformer (blend: TF-IDF + MiniLM, weight from the card)",
+                ("offline-transformer (blend: TF-IDF + MiniLM, weight and rule from the card)",
                  "tokenomics.adapters.scorers.transformer", "TransformerScorer", args.transformer, {},
                  files | {"model.npz": dir_size(npz)}, ("numpy", "onnxruntime", "tokenizers")),
             ]
@@ -174,6 +174,7 @@ def main() -> None:
             row = {"model_dir": str(model_dir), "load_seconds_in_process": round(time.perf_counter() - t0, 3)}
             if hasattr(scorer, "weight"):
                 row["transformer_weight"] = scorer.weight
+                row["blend_combine"] = scorer.combine
             row |= evaluate(scorer, texts, truth)
             row["cold_start_two_headlines"] = cold(COLD.format(src=src, module=module, cls=cls, model_dir=str(model_dir),
                                                                kwargs=kwargs), args.rounds)

@@ -46,6 +46,20 @@ def test_the_model_is_shipped_with_its_card() -> None:
     assert "PhraseBank" in card["data"]["not_used"]
     assert card["base_model"]["licence"] == "Apache-2.0"
     assert card["blend"]["transformer_weight"] == tf.DEFAULT_WEIGHT
+    assert card["blend"].get("combine", "probabilities") in tf.COMBINES
+    assert "PhraseBank" in card.get("selection", {}).get("rule", "PhraseBank")  # chosen without it
+
+
+def test_blend_rules_mix_probabilities_or_log_probabilities() -> None:
+    a = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    b = np.array([[0.2, 0.5, 0.3], [0.05, 0.05, 0.9]])
+    np.testing.assert_allclose(tf.blend(a, b, 0.4), 0.6 * a + 0.4 * b)
+    geo = a ** 0.6 * b ** 0.4
+    np.testing.assert_allclose(tf.blend(a, b, 0.4, "log-probabilities"), geo / geo.sum(1, keepdims=True))
+    np.testing.assert_allclose(tf.blend(a, b, 0.0, "log-probabilities"), a, atol=1e-12)
+    np.testing.assert_allclose(tf.blend(a, b, 1.0, "log-probabilities"), b, atol=1e-12)
+    with pytest.raises(ConfigError, match="blend.combine"):
+        tf.blend(a, b, 0.4, "median")
 
 
 @needs_extra
@@ -78,8 +92,10 @@ def test_the_blend_is_the_documented_mix_of_the_two_models(scorer) -> None:
     minilm = tf.TransformerScorer(weight=1.0).predict_proba(texts)
     tfidf = OfflineScorer().predict_proba(texts)
     blend = scorer.predict_proba(texts)
-    assert scorer.weight == 0.4
-    np.testing.assert_allclose(blend, 0.6 * tfidf + 0.4 * minilm, atol=1e-12)
+    card = json.loads((tf.MODEL_DIR / tf.CARD_FILE).read_text(encoding="utf-8"))["blend"]
+    assert scorer.weight == card["transformer_weight"] == tf.DEFAULT_WEIGHT
+    assert scorer.combine == card.get("combine", "probabilities")
+    np.testing.assert_allclose(blend, tf.blend(tfidf, minilm, scorer.weight, scorer.combine), atol=1e-12)
     np.testing.assert_allclose(blend.sum(axis=1), 1.0, atol=1e-9)
     # a headline gets the same probabilities alone and among others (int8 activations are scaled per run)
     one = np.vstack([scorer.predict_proba([t]) for t in texts[:16]])

@@ -4,9 +4,12 @@ with the TF-IDF model. No torch, no network, no keys.
 The model directory (trained_models/sentiment-minilm, written by scripts/train_transformer.py) holds
 `model.onnx` (the encoder, mean pooling and a 3-class head; int8 weights when quantising kept the
 accuracy), `tokenizer.json` (the base model's WordPiece tokenizer, read by the `tokenizers` library)
-and `model_card.json` (data, training, metrics, and the blend weight). Probabilities are
-`(1 - w) * p_tfidf + w * p_minilm` with w = the card's `blend.transformer_weight` (0.4) unless
-given: the two models err on different headlines, and the blend beats either alone.
+and `model_card.json` (data, training, metrics, the blend, and the candidates it was chosen from on
+TFNS validation). The blend mixes the two models' probabilities with w = the card's
+`blend.transformer_weight` (0.4) unless given, by the card's `blend.combine`: on log probabilities,
+`softmax((1 - w) log p_tfidf + w log p_minilm)` (a weighted geometric mean: the shipped card's), or on
+probabilities `(1 - w) p_tfidf + w p_minilm`. The two models err on different headlines, and on TFNS
+validation the blend beats either alone.
 
 onnxruntime and tokenizers come with the optional extra `pip install -e ".[transformer]"`; they are
 imported when the model is first used, never at module import, so `tokenomics --help` stays fast.
@@ -35,6 +38,7 @@ EXTRA = "transformer"
 REQUIRES = ("onnxruntime", "tokenizers")
 MAX_TOKENS = 64  # a headline is ~15-30 WordPiece tokens; longer text is cut (training used the same)
 DEFAULT_WEIGHT = 0.4
+COMBINES = ("probabilities", "log-probabilities")  # how the blend mixes the two models (the card's blend.combine)
 TRAIN_COMMAND = "python scripts/train_transformer.py"
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
@@ -127,6 +131,17 @@ class OnnxModel:
         return out
 
 
+def blend(p_tfidf: np.ndarray, p_minilm: np.ndarray, weight: float, combine: str = "probabilities") -> np.ndarray:
+    """The MiniLM's share `weight` of the blend: on probabilities `(1 - w) p_tfidf + w p_minilm`, or on
+    log probabilities `softmax((1 - w) log p_tfidf + w log p_minilm)` (a weighted geometric mean)."""
+    if combine == "log-probabilities":
+        z = (1.0 - weight) * np.log(np.clip(p_tfidf, 1e-12, 1.0)) + weight * np.log(np.clip(p_minilm, 1e-12, 1.0))
+        return softmax(z)
+    if combine != "probabilities":
+        raise ConfigError(f"unknown blend.combine {combine!r} in the model card (one of {', '.join(COMBINES)})")
+    return (1.0 - weight) * p_tfidf + weight * p_minilm
+
+
 def read_card(model_dir: Path) -> dict:
     path = model_dir / CARD_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
@@ -147,12 +162,20 @@ class TransformerScorer:
         self._weight = weight
         self.threads = threads
         self._model: OnnxModel | None = None
+        self._combine: str | None = None
 
     @property
     def weight(self) -> float:
         if self._weight is None:
             self._weight = float(read_card(self.model_dir).get("blend", {}).get("transformer_weight", DEFAULT_WEIGHT))
         return self._weight
+
+    @property
+    def combine(self) -> str:
+        """How the two models are mixed: the card's `blend.combine`, else on probabilities."""
+        if self._combine is None:
+            self._combine = str(read_card(self.model_dir).get("blend", {}).get("combine", "probabilities"))
+        return self._combine
 
     @property
     def model(self) -> OnnxModel:
@@ -169,7 +192,7 @@ class TransformerScorer:
         texts = list(texts)
         w = self.weight
         p = self.model.predict_proba(texts)
-        return p if w >= 1.0 else (1.0 - w) * self.tfidf.predict_proba(texts) + w * p
+        return p if w >= 1.0 else blend(self.tfidf.predict_proba(texts), p, w, self.combine)
 
     def score(self, articles: Sequence[Article]) -> list[Score]:
         """One Score per symbol of each article, all texts predicted in one batch."""
