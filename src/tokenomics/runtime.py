@@ -106,7 +106,7 @@ class Runtime:
     def world(self):
         from tokenomics.adapters.sim import SimWorld
 
-        return SimWorld(self.settings, self.calendar)
+        return SimWorld(self.settings, self.calendar, store=self.store)  # its path's checkpoints cached in the store
 
     def sim_step(self) -> int:
         """The sim clock's step: within a tick, the one its advance wrote (one tick, one now: no clock
