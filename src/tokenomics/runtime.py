@@ -37,6 +37,7 @@ class Runtime:
     opts: Options = field(default_factory=Options)
     create_store_dirs: bool = False  # `init` creates the store's folder; other commands refuse a missing one
     _tick_step: int | None = field(default=None, init=False, repr=False)
+    in_tick: bool = field(default=False, init=False, repr=False)  # inside loop.tick: it marks to market once, at its end
 
     @cached_property
     def settings(self) -> Settings:
@@ -142,6 +143,7 @@ class Runtime:
     def end_tick(self) -> None:
         """Forget the tick's step (the next read sees other processes' advances)."""
         self._tick_step = None
+        self.in_tick = False
 
     # --- adapters ---------------------------------------------------------------------------
     def asset_class(self, symbol: str) -> str:
