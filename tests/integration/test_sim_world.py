@@ -119,3 +119,10 @@ def test_a_world_over_a_store_resumes_from_its_checkpoints(calendar, tmp_path):
     other = SimWorld(Settings(sim={"seed": 8}), calendar, store=st)  # another world: its own checkpoints
     assert other.prices(far) == world(calendar, seed=8).prices(far) != expected
     st.close()
+
+
+def test_bars_of_some_symbols_are_those_symbols_bars(calendar):
+    w = world(calendar)
+    every = w.bars(900, 1100)
+    assert w.bars(900, 1100, ("BTC/USD",)) == [b for b in every if b["symbol"] == "BTC/USD"]
+    assert w.bars(900, 1100, {"AAPL", "ETH/USD"}) == [b for b in every if b["symbol"] in ("AAPL", "ETH/USD")]

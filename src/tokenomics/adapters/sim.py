@@ -285,8 +285,8 @@ class SimWorld:
         row = closes[step % BLOCK]
         return {s: float(row[i]) for i, s in enumerate(self.symbols)}
 
-    def bars(self, first: int, last: int) -> list[dict]:
-        """OHLCV bars for the steps in [first, last] in which each symbol traded.
+    def bars(self, first: int, last: int, symbols: "tuple[str, ...] | list[str] | set[str] | None" = None) -> list[dict]:
+        """OHLCV bars for the steps in [first, last] in which each symbol (of `symbols`, default all) traded.
 
         The bar of step k covers (t[k-1], t[k]] and is keyed by its open time t[k-1], as
         exchanges key theirs: it is known only once t[k] has passed.
@@ -295,13 +295,14 @@ class SimWorld:
         if last < first:
             return []
         closes, trading = self._rows(first - 1, last)  # row r: step first - 1 + r
+        which = [(i, sym) for i, sym in enumerate(self.symbols) if symbols is None or sym in symbols]
         out = []
         tf = f"{self.cfg.step_minutes}m"
         for k in range(first, last + 1):
             blk = self._block(k // BLOCK)
             r = k - first + 1
             ts = self.time_of(k - 1).isoformat(timespec="seconds")
-            for i, sym in enumerate(self.symbols):
+            for i, sym in which:
                 if not trading[r, i]:
                     continue
                 o, c = float(closes[r - 1, i]), float(closes[r, i])
