@@ -1,6 +1,7 @@
 """Training, model storage and model signals over the store's bars.
 
-A model lives in <ml.models_dir>/<name>/: model.joblib (the fitted scikit-learn pipeline) and
+A model lives in <ml.models_dir>/<name>/: model.joblib (the fitted scikit-learn pipeline), model.npz
+(its numpy export, what predicting loads when the pipeline is a tree model: see research/forest.py) and
 model_card.json (what it was trained on, how, and how well it did out of sample).
 """
 
@@ -25,6 +26,7 @@ from tokenomics.core import features as F
 from tokenomics.core import ml as core
 from tokenomics.core.bars import timeframe_seconds
 from tokenomics.core.errors import UsageProblem
+from tokenomics.research import forest
 from tokenomics.store import Store, iso, parse_ts
 
 SHIPPED = Path(__file__).resolve().parents[3] / "trained_models"
@@ -74,6 +76,7 @@ def save_model(models_dir: Path, name: str, pipe: Any, card: dict[str, Any], for
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.new-", dir=models_dir))
     try:
         joblib.dump(pipe, tmp / PIPELINE, compress=3)
+        forest.save(pipe, tmp / forest.NUMPY_FILE, tmp / PIPELINE)  # what predicting loads, without sklearn
         (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
         old = None
         if target.exists():
@@ -322,16 +325,18 @@ def list_models(models_dir: Path) -> list[dict[str, Any]]:
 
 class Model:
     def __init__(self, path: Path):
-        import joblib
-
         self.path = path
         self.card = json.loads((path / CARD).read_text())
         self.name = self.card["name"]
         self.features: list[str] = self.card["features"]
-        self.pipe = joblib.load(path / PIPELINE)
-        for _, step in getattr(self.pipe, "steps", []):  # one row at a time: worker threads only cost time
-            if getattr(step, "n_jobs", None) not in (None, 1):
-                step.n_jobs = 1
+        self.pipe = forest.load(path / forest.NUMPY_FILE, path / PIPELINE)  # the numpy export of this pickle
+        if self.pipe is None:
+            import joblib
+
+            self.pipe = joblib.load(path / PIPELINE)
+            for _, step in getattr(self.pipe, "steps", []):  # one row at a time: worker threads only cost time
+                if getattr(step, "n_jobs", None) not in (None, 1):
+                    step.n_jobs = 1
 
     def check_features(self, features: list[str]) -> None:
         """Refuse to predict on a feature set other than the one the model was trained on."""
@@ -366,7 +371,8 @@ _LOADED: dict[tuple[str, int], Model] = {}
 def load_model(path: Path) -> Model:
     """A model, loaded once per process and again only when its pipeline file changes (a loop or a
     backtest predicts every tick)."""
-    key = (str(path), (path / PIPELINE).stat().st_mtime_ns)
+    npz = path / forest.NUMPY_FILE
+    key = (str(path), (path / PIPELINE).stat().st_mtime_ns, npz.stat().st_mtime_ns if npz.exists() else None)
     if key not in _LOADED:
         _LOADED[key] = Model(path)
     return _LOADED[key]
