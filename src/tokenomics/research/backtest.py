@@ -651,6 +651,8 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
         settings = settings.model_copy(update={"logs": LogSettings(dir=Path(tmp) / "logs",
                                                                    level=settings.logs.level)})
         rep = ReplayRuntime(rt, settings, Path(tmp) / "replay.db", bars, cached, clock, calendar)
+        if w.stored:
+            rep.model_bars = (source, tf)  # the model predicts on the replayed bars
         try:
             rep.start_at(w.first)
             if model or w.stored:  # features and volatility read these, each bounded by the replay's now

@@ -444,7 +444,8 @@ def model_signals(rt, name: str) -> dict[str, Any]:
     st = rt.store
     model = load_model(model_path(s.ml.models_dir, name))
     card = model.card
-    source, tf = card["source"], card["timeframe"]
+    # the bars it was trained on; a replay over stored bars predicts on the replayed ones (scale-free features)
+    source, tf = getattr(rt, "model_bars", None) or (card["source"], card["timeframe"])
     tf_s = timeframe_seconds(tf)
     now = rt.now()
     if source == "sim" and rt.mode == "sim" and tf == f"{s.sim.step_minutes}m":
