@@ -365,7 +365,7 @@ class Model:
 
 
 LOOKBACK_BARS = F.WARMUP + 200  # closed bars read per symbol to compute the newest bar's features
-_LOADED: dict[tuple[str, int], Model] = {}
+_LOADED: dict[tuple[str, int, int | None], Model] = {}
 
 
 def load_model(path: Path) -> Model:
