@@ -230,7 +230,7 @@ def book(cash, values, held, pend, pending_on, halts, cooling):
     return positions, pending, eq, risk.Portfolio(cash, eq, positions, pending, halts, CLASSES, tuple(cooling))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)  # the same examples every run: the count below is stable
 @given(symbol=st.integers(0, 1000).map(lambda i: SYMS[i % 5] if rare(i) else NEW[i % 4]),
        notional=st.floats(0.01, 30_000), **gate_inputs())
 def test_no_accepted_entry_breaks_any_limit(cash, values, held, pend, pending_on, symbol, notional, cost, max_open,
@@ -257,7 +257,7 @@ def test_no_accepted_entry_breaks_any_limit(cash, values, held, pend, pending_on
     assert sum(positions.values()) + sum(others.values()) + d.approved <= leverage * eq + 1e-6
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)
 @given(symbol=st.integers(0, len(SYMS) - 1).map(lambda i: SYMS[i]), notional=st.floats(0.01, 30_000),
        **gate_inputs())
 def test_no_accepted_rebalance_top_up_breaks_any_limit(cash, values, held, pend, pending_on, symbol, notional, cost,
