@@ -75,6 +75,10 @@ def fetch_bars(
                 rows = bars.fetch_alpaca(rt.store, rt.alpaca_data, wanted, tf, start, utcnow(), cfg.page_limit)
         counts.update(fetched=sum(r["fetched"] for r in rows), new=sum(r["new"] for r in rows))
     doc = {"source": source, "fetched": sum(r["fetched"] for r in rows), "new": sum(r["new"] for r in rows),
-           "gaps": sum(r["gaps"] for r in rows), "rows": rows}
-    emit(rt, doc, title="fetch-bars", columns=["symbol", "timeframe", "fetched", "new", "last", "gaps", "missing_bars"])
+           "gaps": sum(r["gaps"] for r in rows)}
+    if source == "file":
+        doc["invalid"] = sum(r["invalid"] for r in rows)  # rows left out of the file (fetch_file warned)
+    doc["rows"] = rows
+    emit(rt, doc, title="fetch-bars", columns=["symbol", "timeframe", "fetched", "new", "last", "gaps", "missing_bars",
+                                               *(["invalid"] if source == "file" else [])])
 

@@ -30,9 +30,11 @@ def store_rows(store: Store, rows: list[dict]) -> int:
     return store.bulk_insert("bars", rows)
 
 
-def gaps(store: Store, source: str, symbol: str, timeframe: str, since: str | None = None) -> list[dict]:
+def gaps(store: Store, source: str, symbol: str, timeframe: str, since: str | None = None,
+         invalid: frozenset[datetime] = frozenset()) -> list[dict]:
     """Missing bars, counted against the asset class's calendar: an equity's bars exist only in NYSE
-    sessions (nights, weekends and holidays are no gaps); crypto trades around the clock."""
+    sessions (nights, weekends and holidays are no gaps); crypto trades around the clock. Bars at
+    `invalid` times were in the source but refused (reported as invalid, not as gaps)."""
     times = [parse_ts(r["ts"]) for r in store.all(
         "SELECT ts FROM bars WHERE source = ? AND symbol = ? AND timeframe = ? AND ts >= ? ORDER BY ts",
         [source, symbol, timeframe, since or ""])]
@@ -42,6 +44,9 @@ def gaps(store: Store, source: str, symbol: str, timeframe: str, since: str | No
 
         cal = MarketCalendar.around(store, times[0], times[-1])
         expected = lambda a, b: cal.trades_during("equity", a, b)  # noqa: E731
+    if invalid:
+        inner = expected
+        expected = lambda a, b: a not in invalid and (inner is None or inner(a, b))  # noqa: E731
     return find_gaps(times, timeframe_seconds(timeframe), expected)
 
 
@@ -65,8 +70,8 @@ def progress(label: str, total: int | None) -> Iterator[Any]:
 
 
 def _summary(store: Store, source: str, symbol: str, timeframe: str, fetched: int, new: int,
-             first_new: str | None) -> dict:
-    g = gaps(store, source, symbol, timeframe, first_new) if first_new else []
+             first_new: str | None, invalid: frozenset[datetime] = frozenset()) -> dict:
+    g = gaps(store, source, symbol, timeframe, first_new, invalid) if first_new else []
     if g and source != "sim":
         app_log.warning("%s %s %s: %d gaps (%d bars missing) in the fetched range", source, symbol, timeframe,
                         len(g), sum(x["missing"] for x in g))
@@ -142,19 +147,36 @@ def sync_sim_bars(rt, lookback: int) -> int:
 
 
 def fetch_file(rt, path: Path, symbol: str | None, timeframe: str) -> list[dict]:
+    """A file's valid bars into the store. Invalid rows (unreadable time or price, impossible bar) are
+    left out with a count and one warning naming the first few; a file with no valid bar is refused
+    (exit 2, nothing stored). A left-out row is counted as invalid, not as a gap."""
     from tokenomics.adapters.marketdata import read_file
 
-    rows = read_file(path, symbol, timeframe)
+    rows, invalid = read_file(path, symbol, timeframe)
+    if not rows:
+        raise UsageProblem(f"{path}: no valid bar ({len(invalid)} row(s) refused): {_examples(invalid)}",
+                           hint="every price must be a finite number > 0 with low <= open, close <= high")
+    if invalid:
+        app_log.warning("%s: %d invalid row(s) of %d left out: %s", path, len(invalid), len(rows) + len(invalid),
+                        _examples(invalid), extra={"step": "fetch-bars", "invalid": len(invalid)})
     out = []
     for sym in sorted({r["symbol"] for r in rows}):
         mine = [r for r in rows if r["symbol"] == sym]
+        bad = [r for r in invalid if r["symbol"] == sym]
         new = 0
         with progress(f"file {sym}", len(mine)) as advance:
             for i in range(0, len(mine), 5000):
                 new += store_rows(rt.store, mine[i:i + 5000])
                 advance(len(mine[i:i + 5000]))
-        out.append(_summary(rt.store, "file", sym, timeframe, len(mine), new, mine[0]["ts"] if new else None))
+        times = frozenset(parse_ts(r["ts"]) for r in bad if r["ts"])
+        out.append({**_summary(rt.store, "file", sym, timeframe, len(mine), new, mine[0]["ts"] if new else None,
+                               times), "invalid": len(bad)})
     return out
+
+
+def _examples(invalid: list[dict], n: int = 3) -> str:
+    text = "; ".join(f"{r['where']}: {r['problem']}" for r in invalid[:n])
+    return text + (f"; and {len(invalid) - n} more" if len(invalid) > n else "")
 
 
 def fetch_incremental(store: Store, source: str, label: str, symbols: Iterable[str], timeframe: str,
