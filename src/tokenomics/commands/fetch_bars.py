@@ -46,17 +46,19 @@ def fetch_bars(
         from tokenomics.adapters.market.alpaca import alpaca_timeframe
 
         alpaca_timeframe(tf)  # exit 2 before any connection
+    if source == "sim" and timeframe:
+        raise UsageProblem("sim bars have the sim step as timeframe: drop --timeframe")
+    if source == "file":  # read and checked before the run is recorded: a refused file leaves the store as it was
+        if file is None:
+            raise UsageProblem("--source file needs --file PATH")
+        if symbols and len(symbols) > 1:
+            raise UsageProblem("--source file takes one --symbol (or a symbol column in the file)")
+        from_file = bars.read_file(file, symbols[0] if symbols else None, tf)
     with rt.store.run("fetch-bars", rt.mode) as counts:
         if source == "sim":
-            if timeframe:
-                raise UsageProblem("sim bars have the sim step as timeframe: drop --timeframe")
             rows = bars.fetch_sim(rt, symbols or cfg.symbols or rt.settings.universe.symbols)
         elif source == "file":
-            if file is None:
-                raise UsageProblem("--source file needs --file PATH")
-            if symbols and len(symbols) > 1:
-                raise UsageProblem("--source file takes one --symbol (or a symbol column in the file)")
-            rows = bars.fetch_file(rt, file, symbols[0] if symbols else None, tf)
+            rows = bars.store_file(rt, *from_file, tf)
         else:
             start = since or cfg.since
             if start.tzinfo is None:

@@ -146,19 +146,24 @@ def sync_sim_bars(rt, lookback: int) -> int:
     return ensure_sim_bars(rt, first, step) if first <= step else 0
 
 
-def fetch_file(rt, path: Path, symbol: str | None, timeframe: str) -> list[dict]:
-    """A file's valid bars into the store. Invalid rows (unreadable time or price, impossible bar) are
-    left out with a count and one warning naming the first few; a file with no valid bar is refused
-    (exit 2, nothing stored). A left-out row is counted as invalid, not as a gap."""
-    from tokenomics.adapters.marketdata import read_file
+def read_file(path: Path, symbol: str | None, timeframe: str) -> tuple[list[dict], list[dict]]:
+    """A file's valid bars and its invalid rows (unreadable time or price, impossible bar), read before
+    any write: a file with no valid bar is refused (exit 2, the store untouched); otherwise the invalid
+    rows are left out with one warning naming the first few."""
+    from tokenomics.adapters.marketdata import read_file as read
 
-    rows, invalid = read_file(path, symbol, timeframe)
+    rows, invalid = read(path, symbol, timeframe)
     if not rows:
         raise UsageProblem(f"{path}: no valid bar ({len(invalid)} row(s) refused): {_examples(invalid)}",
-                           hint="every price must be a finite number > 0 with low <= open, close <= high")
+                           hint="a bar needs a readable time and finite prices > 0 with low <= open, close <= high")
     if invalid:
         app_log.warning("%s: %d invalid row(s) of %d left out: %s", path, len(invalid), len(rows) + len(invalid),
                         _examples(invalid), extra={"step": "fetch-bars", "invalid": len(invalid)})
+    return rows, invalid
+
+
+def store_file(rt, rows: list[dict], invalid: list[dict], timeframe: str) -> list[dict]:
+    """read_file's bars into the store; a row left out is counted as invalid, not as a gap."""
     out = []
     for sym in sorted({r["symbol"] for r in rows}):
         mine = [r for r in rows if r["symbol"] == sym]
@@ -172,6 +177,10 @@ def fetch_file(rt, path: Path, symbol: str | None, timeframe: str) -> list[dict]
         out.append({**_summary(rt.store, "file", sym, timeframe, len(mine), new, mine[0]["ts"] if new else None,
                                times), "invalid": len(bad)})
     return out
+
+
+def fetch_file(rt, path: Path, symbol: str | None, timeframe: str) -> list[dict]:
+    return store_file(rt, *read_file(path, symbol, timeframe), timeframe)
 
 
 def _examples(invalid: list[dict], n: int = 3) -> str:
