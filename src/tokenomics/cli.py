@@ -41,6 +41,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "notify": ("notify", "The notification targets (notify.urls) and events; --test sends a test message."),
 }
 
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+GLOBAL_HELP = ("Global options (before or after the command): --config PATH, --db PATH, --json, --jsonl, "
+               "--mode sim|paper|live, --live, -v/--verbose; see `tokenomics -h`.")
 GLOBAL_FLAGS = {"--json", "--jsonl", "--live", "-v", "--verbose", "-vv"}
 GLOBAL_VALUED = {"--config", "--db", "--mode"}
 
@@ -61,6 +64,10 @@ class LazyGroup(TyperGroup):
         cmd.name = cmd_name
         # shell completion belongs to `tokenomics` itself, not to each subcommand's own Typer app
         cmd.params = [p for p in cmd.params if p.name not in ("install_completion", "show_completion")]
+        # one help style (the top level's plain one: a flag shows no `<bool>`), -h too, and the global options
+        cmd.rich_markup_mode = None
+        cmd.context_settings = {**(cmd.context_settings or {}), **CONTEXT}
+        cmd.epilog = GLOBAL_HELP
         return cmd
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
@@ -92,6 +99,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     no_args_is_help=True,
     add_completion=False,
+    context_settings=CONTEXT,
     help="tokenomics: read the news, score it, size under hard risk limits, trade, and backtest.\n\n"
     "Every command prints JSON on stdout when piped (or with --json) and a table in a terminal. "
     "Exit codes: 0 done, 1 runtime failure, 2 bad usage or config, 3 refused by a risk rule.",

@@ -1,6 +1,7 @@
 """The CLI contract: fast --help, JSON on stdout, exit codes, config errors that name the key."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -33,6 +34,27 @@ def test_every_command_explains_itself_in_its_help():
         assert out.exit_code == 0, (name, out.output)
         assert "Usage: " in out.output and name in out.output
         assert "completion" not in out.output, name  # completion is the top-level command's option only
+
+
+def test_help_is_also_h_lists_the_global_options_and_shows_no_bool_metavars():
+    """`-h` is `--help` everywhere; a subcommand's help names the global options too; a flag takes no
+    value, so its help shows none (no `<bool>`)."""
+    from tokenomics.cli import COMMANDS
+
+    for args in (["-h"], ["run", "-h"], ["-h", "status"], ["fetch-bars", "--help"]):
+        proc = subprocess.run([sys.executable, "-m", "tokenomics.cli", *args], capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "200"})
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert "Usage: tokenomics" in proc.stdout and "-h, --help" in proc.stdout, (args, proc.stdout)
+        assert "<bool>" not in proc.stdout, (args, proc.stdout)
+        if args != ["-h"]:
+            for option in ("--config", "--db", "--json", "--jsonl", "--mode", "--live", "--verbose"):
+                assert option in proc.stdout, (args, option)
+    run_help = subprocess.run([sys.executable, "-m", "tokenomics.cli", "run", "-h"], capture_output=True,
+                              text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    once = [line.split()[:2] for line in run_help.splitlines() if line.strip().startswith("--once")]
+    assert once == [["--once", "One"]]
+    assert len(COMMANDS) > 10
 
 
 def test_global_options_work_after_the_command(cli):
