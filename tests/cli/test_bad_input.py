@@ -368,3 +368,14 @@ step run --db d/s.db run --once
 """)
     one_error_line(_Proc(*res["run"]), 1, "d/s.db", "read-only")
     assert _sha(cli.cwd / "d" / "s.db") == before
+
+
+# --- consistency: train refuses folds too small to mean anything --------------------------------------
+def test_train_refuses_too_little_data_for_its_folds_naming_the_minimum(cli):
+    assert cli("fetch-bars", "--source", "sim", "--json").returncode == 0  # 500 hourly bars
+    proc = cli("train", "--name", "m", "--folds", "20", "--param", "n_jobs=1")
+    line = one_error_line(proc, 2, "too little data", "--folds 20", "at least 50 bars per fold")
+    assert "bars" in line and "need" in line
+    assert not (cli.cwd / "trained_models").exists()
+    grid = cli("train", "--grid", "max_depth=2,3", "--folds", "20", "--workers", "0")
+    one_error_line(grid, 2, "too little data", "--folds 20")

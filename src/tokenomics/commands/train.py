@@ -118,6 +118,7 @@ def _grid(rt, combos: list[dict], params: dict, *, source: str, symbols: list[st
     with rt.store.run("train", rt.mode) as counts:
         data = ml.dataset(rt.store, source, symbols, tf, features, args["horizon"],
                           s.ml.threshold_pct if threshold is None else threshold)
+        ml.check_folds(data, cv, args["folds"])
         ex = for_settings(s, executor, address, workers)
         try:
             rows = sweeps.train_grid(ex, data, combos, params, args)

@@ -258,6 +258,21 @@ def mean_metrics(fold_rows: list[dict[str, Any]]) -> dict[str, float]:
             for k in MEAN_KEYS if any(f[k] is not None for f in fold_rows)}
 
 
+MIN_FOLD_BARS = 50  # a test block of fewer bars gives metrics that are mostly noise
+
+
+def check_folds(data: dict[str, Any], cv: str, folds: int) -> None:
+    """Exit 2 when the data cannot fill the folds: each test block (walk-forward cuts time in folds + 1
+    blocks, purged in folds) must hold at least MIN_FOLD_BARS bar times."""
+    blocks = folds + 1 if cv == "walk-forward" else folds
+    times = len(np.unique(data["ts"]))
+    if times < MIN_FOLD_BARS * blocks:
+        raise UsageProblem(
+            f"too little data to train with --folds {folds} ({cv}): {times} labelled bars make folds of "
+            f"{times // blocks} bars; need at least {MIN_FOLD_BARS} bars per fold, {MIN_FOLD_BARS * blocks} in all",
+            hint=f"fetch more bars or use fewer --folds (at most {max(times // MIN_FOLD_BARS - (cv == 'walk-forward'), 0)})")
+
+
 def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe: str, features: list[str],
           classifier: str, params: dict[str, Any], horizon: int, threshold_pct: float, cv: str, folds: int,
           embargo: int, min_probability: float, cost_rate: float, models_dir: Path, now: datetime,
@@ -265,6 +280,7 @@ def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe
     """Cross-validate (no shuffling), fit on everything, save pipeline and card; return the card."""
     check_target(models_dir, name, force)
     data = dataset(store, source, symbols, timeframe, features, horizon, threshold_pct)
+    check_folds(data, cv, folds)
     fold_rows = cross_validate(data, classifier=classifier, params=params, cv=cv, folds=folds, horizon=horizon,
                                embargo=embargo, min_probability=min_probability, cost_rate=cost_rate)
     if len(set(data["y"].tolist())) < 2:
