@@ -19,15 +19,36 @@ def to_json(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
+def jsonl_items(doc: dict[str, Any], items: dict[str, str], summary_kind: str) -> list[dict[str, Any]]:
+    """A document of several kinds of items as one row per item, each tagged with its kind: first the
+    summary (the document's other fields), then the rows of each list (or the one object) under `items`."""
+    out = [{"kind": summary_kind, **{k: v for k, v in doc.items() if k not in items}}]
+    for key, kind in items.items():
+        value = doc.get(key)
+        for row in value if isinstance(value, list) else [value] if isinstance(value, dict) else []:
+            out.append({"kind": kind, **row})
+    return out
+
+
 def emit(rt: Runtime, doc: dict[str, Any], *, title: str = "", rows_key: str = "rows",
-         columns: list[str] | None = None) -> None:
-    """Print a command's result: a summary document with an optional list of rows."""
+         columns: list[str] | None = None, items: dict[str, str] | None = None, summary_kind: str = "summary",
+         why_empty: str = "") -> None:
+    """Print a command's result: a summary document with an optional list of rows.
+
+    --jsonl prints one row per item: the rows under `rows_key` (the same objects as in --json), or, for a
+    document of several kinds of items, `jsonl_items(doc, items, summary_kind)`. When it prints no row,
+    `why_empty` goes to stderr (a warning), so an empty output is never silent."""
     o = rt.opts
     if o.jsonl:
-        rows = doc.get(rows_key)
-        for row in rows if isinstance(rows, list) else [doc]:
+        rows = jsonl_items(doc, items, summary_kind) if items else doc.get(rows_key)
+        rows = rows if isinstance(rows, list) else [doc]
+        for row in rows:
             sys.stdout.write(to_json(row) + "\n")
         sys.stdout.flush()
+        if not rows and why_empty:
+            from tokenomics.logs import app_log
+
+            app_log.warning("--jsonl: no rows: %s", why_empty)
         return
     if o.json or not sys.stdout.isatty():
         sys.stdout.write(to_json(doc) + "\n")

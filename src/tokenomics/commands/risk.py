@@ -42,7 +42,9 @@ def risk(
     if plot is not None:
         title = ",".join(doc["symbols"]) if doc["symbols"] else "account equity"
         doc["plots"] = risk_report.plot(ts, r, plot, title)
-    emit(rt, doc, title="risk", rows_key="rolling")
+    emit(rt, doc, title="risk", rows_key="rolling",
+         why_empty=f"no rolling windows: {doc['observations']} observations, fewer than --window {doc['rolling_window']}"
+                   " (risk.metrics_window); --json prints the summary metrics")
 
 
 @app.command("resume")

@@ -1,0 +1,53 @@
+"""Output consistency (issue 14): --jsonl is one row per item with the same fields as --json's rows
+(and says on stderr why it printed none); --steps says when it clamps; float noise rounded in output."""
+
+from __future__ import annotations
+
+import json
+
+
+def jsonl(cli, *args: str) -> tuple[list[dict], str]:
+    proc = cli(*args, "--jsonl")
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+
+
+def test_jsonl_is_one_row_per_item_with_the_fields_of_the_json_rows(cli):
+    assert cli("run", "--loop", "--ticks", "60", "--interval", "0", "--json").returncode == 0
+    status = cli.json("status")
+    assert status["positions"], "the sim run should hold something"
+    lines, _ = jsonl(cli, "status")
+    kinds = {"positions": "position", "open_orders": "open_order", "halts": "halt", "providers": "provider",
+             "last_runs": "last_run", "failed_articles": "failed_article"}
+    account = {k: v for k, v in status.items() if k not in kinds}
+    assert lines[0] == {"kind": "account", **account} and "cash" in lines[0] and "equity" in lines[0]
+    assert lines[1:] == [{"kind": kind, **row} for key, kind in kinds.items() for row in status[key]]
+
+    symbol = status["positions"][0]["symbol"]
+    explain = cli.json("explain", symbol)
+    lines, _ = jsonl(cli, "explain", symbol)
+    assert lines[0] == {"kind": "summary", "query": symbol, "symbol": symbol, "state": explain["state"]}
+    items = lines[1:]
+    assert [x["kind"] for x in items][:3] == ["article", "score", "signal"]
+    for x in items:
+        kind = x.pop("kind")
+        key = {"article": "articles", "score": "scores", "risk_decision": "risk_decisions", "fill": "fills"}.get(kind)
+        assert (x in explain[key]) if key else x == explain[kind], kind
+
+    risk = cli.json("risk", "--window", "10")
+    lines, _ = jsonl(cli, "risk", "--window", "10")
+    assert risk["rolling"] and lines == risk["rolling"]
+
+
+def test_jsonl_with_no_rows_says_why_on_stderr(cli):
+    lines, stderr = jsonl(cli, "risk")
+    assert lines == []
+    assert "no rolling" in stderr and "0 observations" in stderr and "--window 100" in stderr
+
+
+def test_backtest_steps_says_when_it_clamps(cli):
+    proc = cli("backtest", "--strategy", "sma", "--steps", "100000", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "--steps 100000" in proc.stderr and "ran 500" in proc.stderr
+    assert json.loads(proc.stdout)["warnings"] == ["--steps 100000: the sim history holds 500 steps before the "
+                                                   "window's end; ran 500"]
