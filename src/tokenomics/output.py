@@ -6,6 +6,7 @@ Nothing but the command's result is ever written to stdout.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,20 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+def tidy(value: Any) -> Any:
+    """Floats at 12 significant digits: no binary noise in the output (99259.67503500001 -> 99259.675035,
+    0.1 + 0.2 -> 0.3); money is in cents already, and the store keeps full precision."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}") if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: tidy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [tidy(v) for v in value]
+    return value
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(value, default=str, separators=(",", ":"))
+    return json.dumps(tidy(value), default=str, separators=(",", ":"))
 
 
 def jsonl_items(doc: dict[str, Any], items: dict[str, str], summary_kind: str) -> list[dict[str, Any]]:

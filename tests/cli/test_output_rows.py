@@ -51,3 +51,27 @@ def test_backtest_steps_says_when_it_clamps(cli):
     assert "--steps 100000" in proc.stderr and "ran 500" in proc.stderr
     assert json.loads(proc.stdout)["warnings"] == ["--steps 100000: the sim history holds 500 steps before the "
                                                    "window's end; ran 500"]
+
+
+def _floats(v):
+    if isinstance(v, float):
+        yield v
+    elif isinstance(v, dict):
+        for x in v.values():
+            yield from _floats(x)
+    elif isinstance(v, list):
+        for x in v:
+            yield from _floats(x)
+
+
+def test_json_output_has_no_float_noise(cli):
+    """Floats in the output are what a person would write (99259.675035, not 99259.67503500001: at most
+    12 significant digits); the store keeps full precision."""
+    run = cli("run", "--loop", "--ticks", "20", "--interval", "0", "--jsonl")
+    backtest = cli("backtest", "--strategy", "sma", "--steps", "200", "--json")
+    for proc in (run, backtest):
+        assert proc.returncode == 0, proc.stderr
+        docs = [json.loads(line) for line in proc.stdout.splitlines()]
+        noisy = [x for d in docs for x in _floats(d) if len(repr(abs(x)).split("e")[0].replace(".", "").strip("0")) > 12]
+        assert not noisy, noisy[:5]
+    assert json.loads(backtest.stdout)["trades"]
