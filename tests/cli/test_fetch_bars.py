@@ -14,7 +14,7 @@ BTC_1M = SHARED / "data" / "prices" / "freqtrade" / "UNITTEST_BTC-1m.feather"
 def test_sim_bars_are_stored_once_and_only_up_to_now(cli):
     first = cli.json("fetch-bars", "--source", "sim", "--symbol", "BTC/USD", "--symbol", "AAPL")
     btc = next(r for r in first["rows"] if r["symbol"] == "BTC/USD")
-    assert btc["timeframe"] == "60m" and btc["new"] == 500  # crypto trades every step up to the sim's now
+    assert btc["timeframe"] == "1h" and btc["new"] == 500  # crypto trades every step up to the sim's now
     aapl = next(r for r in first["rows"] if r["symbol"] == "AAPL")
     assert 0 < aapl["new"] < 500  # equities trade only in NYSE sessions: nights and weekends are no gaps, but
     # the sim's bars close at its steps, so the session's last hour (20:00-21:00 UTC in winter) has none

@@ -75,3 +75,26 @@ def test_json_output_has_no_float_noise(cli):
         noisy = [x for d in docs for x in _floats(d) if len(repr(abs(x)).split("e")[0].replace(".", "").strip("0")) > 12]
         assert not noisy, noisy[:5]
     assert json.loads(backtest.stdout)["trades"]
+
+
+def test_1h_and_60m_are_the_same_timeframe_everywhere(cli):
+    """Stored, read, trained and backtested under one spelling (the largest whole unit: 1h, 1d), whichever
+    spelling was typed."""
+    sim = cli.json("fetch-bars", "--source", "sim", "--symbol", "BTC/USD")
+    assert sim["rows"][0]["timeframe"] == "1h"
+    rows = ["ts,open,high,low,close"] + [f"2017-01-{1 + i // 24:02d}T{i % 24:02d}:00:00Z,{1000 + i},{1001 + i},"
+                                         f"{999 + i},{1000.5 + i}" for i in range(200)]
+    (cli.cwd / "x.csv").write_text("\n".join(rows) + "\n")
+    first = cli.json("fetch-bars", "--source", "file", "--file", "x.csv", "--symbol", "X", "-t", "60m")
+    assert first["new"] == 200 and first["rows"][0]["timeframe"] == "1h"
+    again = cli.json("fetch-bars", "--source", "file", "--file", "x.csv", "--symbol", "X", "-t", "1h")
+    assert again["new"] == 0
+    for source, symbol in (("file", "X"), ("sim", "BTC/USD")):
+        a = cli.json("risk", "--symbols", symbol, "--source", source, "--timeframe", "60m")
+        b = cli.json("risk", "--symbols", symbol, "--source", source, "--timeframe", "1h")
+        assert a == b and a["observations"] > 100 and a["timeframe"] == "1h"
+    a = cli.json("backtest", "--strategy", "sma", "--source", "file", "--symbol", "X", "--timeframe", "60m")
+    b = cli.json("backtest", "--strategy", "sma", "--source", "file", "--symbol", "X", "--timeframe", "1h")
+    assert a["metrics"] == b["metrics"] and a["timeframe"] == "1h"
+    assert cli("fetch-bars", "--source", "file", "--file", "x.csv", "-s", "Y", "-t", "1440m").returncode == 0
+    assert cli.json("risk", "--symbols", "Y", "--source", "file", "--timeframe", "1d")["timeframe"] == "1d"

@@ -23,6 +23,7 @@ import numpy as np
 
 from tokenomics.adapters.calendar import MarketCalendar
 from tokenomics.config import Settings
+from tokenomics.core.bars import minutes_timeframe
 from tokenomics.core.models import Article
 
 BLOCK = 1024  # steps drawn per random block: extending the path never changes earlier steps
@@ -196,7 +197,7 @@ class SimWorld:
         """
         self._extend(last)
         out = []
-        tf = f"{self.cfg.step_minutes}m"
+        tf = minutes_timeframe(self.cfg.step_minutes)
         for k in range(max(first, 1), last + 1):
             blk = self._block(k // BLOCK)
             ts = self.time_of(k - 1).isoformat(timespec="seconds")

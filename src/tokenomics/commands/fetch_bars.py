@@ -27,7 +27,7 @@ def fetch_bars(
 ) -> None:
     """Fetch bars into the store, keyed by (source, symbol, timeframe, ts). Re-runs insert nothing twice;
     each page is committed, so an interrupted fetch resumes from the last stored bar. Gaps are reported."""
-    from tokenomics.core.bars import timeframe_seconds
+    from tokenomics.core.bars import canonical_timeframe
     from tokenomics.research import bars
     from tokenomics.store import utcnow
 
@@ -37,9 +37,8 @@ def fetch_bars(
     if source not in bars.SOURCES:
         raise UsageProblem(f"--source must be one of {', '.join(bars.SOURCES)} (got {source!r})")
     symbols = [s.upper() for s in symbol] if symbol else None
-    tf = timeframe or cfg.timeframe
     try:
-        timeframe_seconds(tf)
+        tf = canonical_timeframe(timeframe or cfg.timeframe)  # 60m and 1h: one timeframe, stored as 1h
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     if source == "alpaca":

@@ -54,6 +54,7 @@ def train(
     time-series CV without shuffling (walk-forward, or purged k-fold with an embargo); per-fold accuracy,
     precision, ROC AUC, Brier and the net return of trading the predictions."""
     from tokenomics.core import features as F
+    from tokenomics.core.bars import canonical_timeframe, minutes_timeframe
     from tokenomics.research import bars, ml
 
     rt = ctx.obj
@@ -69,7 +70,11 @@ def train(
     cv = cv or s.ml.cv
     if cv not in ("walk-forward", "purged"):
         raise UsageProblem(f"--cv must be walk-forward or purged (got {cv!r})")
-    tf = timeframe or (f"{s.sim.step_minutes}m" if source == "sim" else s.bars.timeframe)
+    try:  # 60m and 1h: one timeframe
+        tf = canonical_timeframe(timeframe) if timeframe else (
+            minutes_timeframe(s.sim.step_minutes) if source == "sim" else s.bars.timeframe)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
     feats = [f.strip() for f in features.split(",") if f.strip()] if features else list(F.FEATURES)
     unknown = [f for f in feats if f not in F.FEATURES]
     if unknown:

@@ -19,6 +19,22 @@ def timeframe_seconds(tf: str) -> int:
     return int(m.group(1)) * _UNIT[m.group(2)]
 
 
+def canonical_timeframe(tf: str) -> str:
+    """One spelling per bar length, the largest whole unit: '60m' -> '1h', '1440m' -> '1d', '24h' -> '1d',
+    '90m' stays. Bars are stored and looked up under it, so 1h and 60m are the same timeframe everywhere
+    (and the spelling is the one ccxt and Alpaca take). ValueError as timeframe_seconds."""
+    seconds = timeframe_seconds(tf)
+    for unit in "wdhm":
+        if seconds % _UNIT[unit] == 0:
+            return f"{seconds // _UNIT[unit]}{unit}"
+    raise AssertionError(tf)  # every timeframe is whole minutes
+
+
+def minutes_timeframe(minutes: int) -> str:
+    """The timeframe of a bar of `minutes` (the sim step): 60 -> '1h'."""
+    return canonical_timeframe(f"{minutes}m")
+
+
 def find_gaps(times: list[datetime], tf_seconds: int,
               expected: Callable[[datetime, datetime], bool] | None = None) -> list[dict]:
     """Holes in a sorted series of bar open times: each with the bars around it and how many are missing.

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from tokenomics.core.bars import find_gaps, timeframe_seconds
+from tokenomics.core.bars import find_gaps, minutes_timeframe, timeframe_seconds
 from tokenomics.core.errors import UsageProblem
 from tokenomics.logs import app_log
 from tokenomics.store import Store, iso, parse_ts
@@ -84,7 +84,7 @@ def _summary(store: Store, source: str, symbol: str, timeframe: str, fetched: in
 def fetch_sim(rt, symbols: Iterable[str]) -> list[dict]:
     """Sim bars from the first step after each symbol's last stored bar up to now (never the future)."""
     world = rt.world
-    tf = f"{rt.settings.sim.step_minutes}m"
+    tf = minutes_timeframe(rt.settings.sim.step_minutes)
     now_step = rt.sim_step()
     symbols = list(symbols)
     unknown = [s for s in symbols if s not in world.symbols]
@@ -116,7 +116,7 @@ def fetch_sim(rt, symbols: Iterable[str]) -> list[dict]:
 
 def ensure_sim_bars(rt, first: int, last: int) -> int:
     """Store the sim market's bars of steps [first, last] (natural keys: nothing is stored twice)."""
-    tf = f"{rt.settings.sim.step_minutes}m"
+    tf = minutes_timeframe(rt.settings.sim.step_minutes)
     first = max(first, 1)
     have = rt.store.scalar(
         "SELECT COUNT(DISTINCT ts) FROM bars WHERE source = 'sim' AND timeframe = ? AND ts >= ? AND ts <= ?",
@@ -141,7 +141,7 @@ def sync_sim_bars(rt, lookback: int) -> int:
     function of the clock: nothing from the future). Cheap when called every tick."""
     step = rt.sim_step()
     last = rt.store.scalar("SELECT MAX(ts) FROM bars WHERE source = 'sim' AND timeframe = ?",
-                           [f"{rt.settings.sim.step_minutes}m"])
+                           [minutes_timeframe(rt.settings.sim.step_minutes)])
     first = max(step - lookback, rt.world.step_at(parse_ts(last)) + 2 if last else 1)
     return ensure_sim_bars(rt, first, step) if first <= step else 0
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from tokenomics.core import features as F
 from tokenomics.core import ml as core
-from tokenomics.core.bars import timeframe_seconds
+from tokenomics.core.bars import canonical_timeframe, minutes_timeframe, timeframe_seconds
 from tokenomics.core.errors import UsageProblem
 from tokenomics.store import Store, iso
 
@@ -395,10 +395,10 @@ def model_signals(rt, name: str) -> dict[str, Any]:
     st = rt.store
     model = load_model(model_path(s.ml.models_dir, name))
     card = model.card
-    source, tf = card["source"], card["timeframe"]
+    source, tf = card["source"], canonical_timeframe(card["timeframe"])  # a card of 60m reads 1h bars
     tf_s = timeframe_seconds(tf)
     now = rt.now()
-    if source == "sim" and rt.mode == "sim" and tf == f"{s.sim.step_minutes}m":
+    if source == "sim" and rt.mode == "sim" and tf == minutes_timeframe(s.sim.step_minutes):
         bars_mod.sync_sim_bars(rt, bars_mod.sim_steps_for(LOOKBACK_BARS))  # closed bars up to now
     symbols = [sym for sym in bars_mod.stored_symbols(st, source, tf) if sym in s.universe.symbols]
     held = {p["symbol"] for p in st.positions()}
