@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch-bars": ("fetch_bars", "Fetch OHLCV bars (sim, CSV/Parquet file, ccxt exchange) into the store."),
     "train": ("train", "Train a price model on stored bars (time-series CV, no shuffle); save it with a model card."),
     "models": ("models", "List trained models with their data, features and out-of-sample metrics."),
-    "risk": ("risk", "Risk metrics of the account (or --symbols) with --plot; `risk resume` lifts a drawdown halt."),
+    "risk": ("risk", "Risk metrics of the account (or --symbol bars) with --plot; `risk resume` lifts a drawdown halt."),
     "explain": ("explain", "The chain behind a trade (order id, signal id or symbol): news, score, size, gate, fills."),
     "backtest": ("backtest", "Replay history through the same chain (or the SMA reference); metrics, report, grids."),
     "optimize": ("optimize", "Search strategy parameters with Optuna (seeded TPE); resumable study, holdout, Ray."),

@@ -145,3 +145,21 @@ def test_jsonl_prints_one_object_per_line(cli):
     proc = cli("fetch-news", "--advance", "5", "--jsonl")
     lines = [json.loads(x) for x in proc.stdout.splitlines()]
     assert lines and all("headline" in x for x in lines)
+
+
+def test_one_spelling_for_symbols_repeatable_or_comma_separated(cli):
+    """Every command takes symbols as `--symbol/-s`, repeatable, each value also a comma-separated list."""
+    from tokenomics.cli import COMMANDS
+
+    for name in COMMANDS:
+        out = subprocess.run([sys.executable, "-m", "tokenomics.cli", name, "-h"], capture_output=True, text=True,
+                             env={**os.environ, "COLUMNS": "200"}).stdout
+        assert "--symbols" not in out.split("Global options")[0], name
+    fetched = cli.json("fetch-bars", "--source", "sim", "-s", "BTC/USD,eth/usd")
+    assert sorted(r["symbol"] for r in fetched["rows"]) == ["BTC/USD", "ETH/USD"]
+    one = cli.json("risk", "-s", "BTC/USD", "-s", "ETH/USD", "--source", "sim")
+    assert one["symbols"] == ["BTC/USD", "ETH/USD"]
+    assert cli.json("risk", "--symbol", "BTC/USD,ETH/USD", "--source", "sim") == one
+    assert cli.json("risk", "--symbols", "BTC/USD,ETH/USD", "--source", "sim") == one  # the old spelling still works
+    plan = cli.json("rebalance", "-s", "BTC/USD", "-s", "ETH/USD", "--method", "equal")
+    assert sorted(plan["target_weights"]) == ["BTC/USD", "ETH/USD"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tokenomics.commands import symbol_list
 from tokenomics.output import check_writable, emit
 
 app = typer.Typer()
@@ -77,7 +78,7 @@ def backtest(
         check_writable(report, "--report")  # before the run, not after it
     if periods_per_year:
         combos = [{**c, "backtest.periods_per_year": periods_per_year} for c in combos or [{}]]
-    w = replay.window(rt, start, end, steps, source=source, tf=timeframe, symbols=symbol)
+    w = replay.window(rt, start, end, steps, source=source, tf=timeframe, symbols=symbol_list(symbol))
     if len(combos) > 1:
         if report:
             raise UsageProblem("--report draws one run; drop --grid or --report")

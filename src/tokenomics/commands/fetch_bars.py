@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from tokenomics.commands import symbol_list
 from tokenomics.core.errors import UsageProblem
 from tokenomics.output import emit
 
@@ -36,7 +37,7 @@ def fetch_bars(
     source = source or cfg.source
     if source not in bars.SOURCES:
         raise UsageProblem(f"--source must be one of {', '.join(bars.SOURCES)} (got {source!r})")
-    symbols = [s.upper() for s in symbol] if symbol else None
+    symbols = symbol_list(symbol) or None
     try:
         tf = canonical_timeframe(timeframe or cfg.timeframe)  # 60m and 1h: one timeframe, stored as 1h
     except ValueError as exc:

@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from tokenomics.commands import symbol_list
 from tokenomics.core.errors import UsageProblem
 from tokenomics.output import emit
 
@@ -79,7 +80,7 @@ def train(
     unknown = [f for f in feats if f not in F.FEATURES]
     if unknown:
         raise UsageProblem(f"unknown feature(s) {', '.join(unknown)}", hint=f"available: {', '.join(F.FEATURES)}")
-    symbols = [x.upper() for x in symbol] if symbol else bars.stored_symbols(rt.store, source, tf)
+    symbols = symbol_list(symbol) or bars.stored_symbols(rt.store, source, tf)
     if not symbols:
         raise UsageProblem(f"no {source} {tf} bars in the store", hint=f"run `tokenomics fetch-bars --source {source}`")
     if grid:

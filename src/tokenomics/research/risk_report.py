@@ -114,7 +114,7 @@ def parse_symbols(symbols: str | None, weights: str | None) -> tuple[list[str], 
     syms = [s.strip().upper() for s in (symbols or "").split(",") if s.strip()]
     if not syms:
         if weights:
-            raise UsageProblem("--weights needs --symbols")
+            raise UsageProblem("--weights needs --symbol")
         return [], []
     if not weights:
         return syms, [1.0 / len(syms)] * len(syms)
