@@ -98,3 +98,46 @@ def test_1h_and_60m_are_the_same_timeframe_everywhere(cli):
     assert a["metrics"] == b["metrics"] and a["timeframe"] == "1h"
     assert cli("fetch-bars", "--source", "file", "--file", "x.csv", "-s", "Y", "-t", "1440m").returncode == 0
     assert cli.json("risk", "--symbols", "Y", "--source", "file", "--timeframe", "1d")["timeframe"] == "1d"
+
+
+def _stderr_in_a_terminal(cli, *args: str) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pseudo-terminal (stdout piped): what a person at a terminal sees."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "tokenomics.cli", *args], cwd=cli.cwd, stdout=subprocess.PIPE,
+                            stderr=slave, env={**cli.env, "TERM": "xterm", "COLUMNS": "100"})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out = proc.stdout.read().decode()
+    proc.wait(timeout=300)
+    os.close(master)
+    return proc.returncode, out, b"".join(chunks).decode(errors="replace")
+
+
+def test_train_and_backtest_show_progress_on_a_terminal_and_not_in_a_pipe(cli):
+    assert cli("fetch-bars", "--source", "sim", "--json").returncode == 0
+    rc, out, err = _stderr_in_a_terminal(cli, "train", "--name", "m", "--folds", "2", "--param", "n_estimators=5",
+                                         "--param", "n_jobs=1", "--json")
+    assert rc == 0 and json.loads(out)["name"] == "m"
+    assert "train m: folds" in err, err
+    rc, out, err = _stderr_in_a_terminal(cli, "backtest", "--strategy", "sentiment", "--steps", "30", "--json")
+    assert rc == 0 and "metrics" in json.loads(out)
+    assert "backtest sentiment" in err, err
+    rc, out, err = _stderr_in_a_terminal(cli, "backtest", "--strategy", "sma", "--steps", "300", "--grid",
+                                         "fast=5,10", "--executor", "inline", "--json")
+    assert rc == 0 and len(json.loads(out)["rows"]) == 2
+    assert "grid: 2 combinations" in err, err
+    piped = cli("train", "--name", "m2", "--folds", "2", "--param", "n_estimators=5", "--param", "n_jobs=1")
+    assert piped.returncode == 0 and "folds" not in piped.stderr  # a pipe or a log file gets no bar

@@ -36,6 +36,7 @@ from tokenomics.core.bars import canonical_timeframe, minutes_timeframe, timefra
 from tokenomics.core.errors import UsageProblem
 from tokenomics.core.models import Article, Score
 from tokenomics.core.money import lot_size
+from tokenomics.logs import progress
 from tokenomics.research import bars as bars_mod
 from tokenomics.runtime import SIM_CLOCK, Options, Runtime
 from tokenomics.store import Store, iso, parse_ts, utcnow
@@ -657,8 +658,10 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
             start_equity = account.mark_to_market(rep)["equity"]
             stop = threading.Event()
             steps = steps_for(rep, strategy, model)
-            for n in range(1, w.last - w.first + 1):
-                tick(rep, n, stop, steps)
+            with progress(f"backtest {strategy}", w.last - w.first) as advance:
+                for n in range(1, w.last - w.first + 1):
+                    tick(rep, n, stop, steps)
+                    advance(1)
             out = collect(rep, start_equity, bars, symbols, tf if w.stored else None)
         finally:
             rep.close()

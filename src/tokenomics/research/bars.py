@@ -7,14 +7,13 @@ so a re-run inserts nothing twice and an interrupted fetch resumes from the last
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tokenomics.core.bars import find_gaps, minutes_timeframe, timeframe_seconds
 from tokenomics.core.errors import UsageProblem
-from tokenomics.logs import app_log
+from tokenomics.logs import app_log, progress
 from tokenomics.store import Store, iso, parse_ts
 
 SOURCES = ("sim", "file", "ccxt", "alpaca")
@@ -48,25 +47,6 @@ def gaps(store: Store, source: str, symbol: str, timeframe: str, since: str | No
         inner = expected
         expected = lambda a, b: a not in invalid and (inner is None or inner(a, b))  # noqa: E731
     return find_gaps(times, timeframe_seconds(timeframe), expected)
-
-
-@contextmanager
-def progress(label: str, total: int | None) -> Iterator[Any]:
-    """A rich progress bar on stderr (only when stderr is a terminal); yields advance(n)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=not console.is_terminal) as p:
-        task = p.add_task(label, total=total)
-        yield lambda n: p.advance(task, n)
 
 
 def _summary(store: Store, source: str, symbol: str, timeframe: str, fetched: int, new: int,

@@ -24,6 +24,7 @@ from tokenomics.core import features as F
 from tokenomics.core import ml as core
 from tokenomics.core.bars import canonical_timeframe, minutes_timeframe, timeframe_seconds
 from tokenomics.core.errors import UsageProblem
+from tokenomics.logs import progress
 from tokenomics.store import Store, iso
 
 SHIPPED = Path(__file__).resolve().parents[3] / "trained_models"
@@ -232,11 +233,21 @@ def versions() -> dict[str, str]:
 
 
 def cross_validate(data: dict[str, Any], *, classifier: str, params: dict[str, Any], cv: str, folds: int,
-                   horizon: int, embargo: int, min_probability: float, cost_rate: float) -> list[dict[str, Any]]:
+                   horizon: int, embargo: int, min_probability: float, cost_rate: float,
+                   label: str = "train: folds") -> list[dict[str, Any]]:
     """Out-of-sample metrics of each time-series fold (no shuffling) of `dataset(...)`'s rows."""
     splits = core.time_splits(data["ts"], data["label_end"], data["group"], cv, folds, embargo)
     fold_rows = []
+    with progress(label, len(splits)) as advance:
+        fold_rows = _folds(data, splits, classifier, params, horizon, min_probability, cost_rate, advance)
+    return fold_rows
+
+
+def _folds(data: dict[str, Any], splits: list, classifier: str, params: dict[str, Any], horizon: int,
+           min_probability: float, cost_rate: float, advance: Any) -> list[dict[str, Any]]:
+    fold_rows = []
     for i, (tr, te) in enumerate(splits):
+        advance(1)
         ytr = data["y"][tr]
         if len(set(ytr.tolist())) < 2 or not len(te):
             continue
@@ -282,7 +293,8 @@ def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe
     data = dataset(store, source, symbols, timeframe, features, horizon, threshold_pct)
     check_folds(data, cv, folds)
     fold_rows = cross_validate(data, classifier=classifier, params=params, cv=cv, folds=folds, horizon=horizon,
-                               embargo=embargo, min_probability=min_probability, cost_rate=cost_rate)
+                               embargo=embargo, min_probability=min_probability, cost_rate=cost_rate,
+                               label=f"train {name}: folds")
     if len(set(data["y"].tolist())) < 2:
         raise UsageProblem("every label is the same class: change ml.horizon or ml.threshold_pct")
     pipe = make_pipeline(classifier, params).fit(data["x"], data["y"])
