@@ -163,3 +163,40 @@ def test_one_spelling_for_symbols_repeatable_or_comma_separated(cli):
     assert cli.json("risk", "--symbols", "BTC/USD,ETH/USD", "--source", "sim") == one  # the old spelling still works
     plan = cli.json("rebalance", "-s", "BTC/USD", "-s", "ETH/USD", "--method", "equal")
     assert sorted(plan["target_weights"]) == ["BTC/USD", "ETH/USD"]
+
+
+def test_the_quick_start_needs_only_the_core_package(cli):
+    """README command 1 installs `pip install -e .` (no extras): the sim loop and status import nothing
+    that only an extra (or the dev tools) would install."""
+    extras = {"alpaca", "google", "ccxt", "skfolio", "matplotlib", "apprise", "optuna", "ray", "talib",
+              "backtesting", "empyrical", "quantstats", "pytest", "hypothesis", "responses", "httpx"}
+    for args in (["run", "--loop", "--ticks", "3", "--interval", "0", "--json"], ["status", "--json"]):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tokenomics.cli", *args], cwd=cli.cwd,
+                              env=cli.env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+        assert imported & extras == set(), (args, imported & extras)
+    readme = (REPO / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("## ", 1)[0]
+    first, second = [block for block in quick.split("# ") if block.startswith(("1.", "2."))]
+    assert 'pip install -e .' in first and "[dev]" not in first and "tokenomics run --loop" in first
+    assert 'pip install -e ".[dev]"' in second and "python -m pytest -n 2" in second
+    ci = (REPO / ".ci" / "run").read_text()
+    assert 'pip install --quiet -e ".[dev]"' in ci and "python -m pytest -n 2" in ci
+
+
+def test_just_cron_works_on_a_fresh_clone_without_a_logs_folder(cli):
+    import shutil
+
+    just = shutil.which("just", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    if just is None:
+        pytest.skip("just (rust-just, a dev extra) is not installed")
+    shutil.copy(REPO / "Justfile", cli.cwd / "Justfile")
+    bindir = os.path.dirname(sys.executable)  # the venv's `tokenomics` console script
+    env = {**cli.env, "PATH": bindir + os.pathsep + cli.env.get("PATH", "")}
+    del env["TOKENOMICS_LOGS__DIR"]  # the default: ./logs, absent on a fresh clone
+    for _ in range(2):
+        proc = subprocess.run([just, "cron"], cwd=cli.cwd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    lines = (cli.cwd / "logs" / "cron.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["ticks"] == 1 for line in lines)
