@@ -379,3 +379,45 @@ def test_train_refuses_too_little_data_for_its_folds_naming_the_minimum(cli):
     assert not (cli.cwd / "trained_models").exists()
     grid = cli("train", "--grid", "max_depth=2,3", "--folds", "20", "--workers", "0")
     one_error_line(grid, 2, "too little data", "--folds 20")
+
+
+# --- bad data must not become trades: future-dated articles, huge articles -----------------------------
+FUTURE = {"id": "f1", "headline": "Bitcoin soars to a record high as ETF inflows surge", "summary": "",
+          "symbols": ["BTC/USD"], "created_at": "2030-01-01T00:00:00Z"}
+
+
+def test_a_future_dated_article_is_rejected_at_every_entry_point_and_never_traded(cli):
+    proc = cli("score", "-", "--json", input=json.dumps(FUTURE) + "\n")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["articles"] == 0
+    assert "dated after now" in proc.stderr and "f1" in proc.stderr
+    (cli.cwd / "news.jsonl").write_text(json.dumps({**FUTURE, "id": "f2"}) + "\n")
+    (cli.cwd / "c.yaml").write_text("news:\n  provider: file\n  file: news.jsonl\n")
+    fetched = cli("--config", "c.yaml", "fetch-news", "--json")
+    assert fetched.returncode == 0 and json.loads(fetched.stdout)["new"] == 0 and "dated after now" in fetched.stderr
+    assert cli("--config", "c.yaml", "run", "--once", "--json").returncode == 0
+    conn = sqlite3.connect(cli.cwd / "store.db")
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM articles WHERE id LIKE '%f1' OR id LIKE '%f2'").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def test_a_huge_article_is_cut_with_a_marker_quickly_and_never_logged_whole(cli):
+    import time
+
+    big = {"id": "big", "headline": "Bitcoin soars " + "A" * 5_000_000, "summary": "B" * 6_000_000,
+           "symbols": ["BTC/USD"], "created_at": "2026-01-05T15:00:00Z"}
+    t0 = time.monotonic()
+    proc = cli("score", "-", "--json", input=json.dumps(big) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - t0 < 20 and "truncated 1 article" in proc.stderr
+    conn = sqlite3.connect(cli.cwd / "store.db")
+    try:
+        headline, summary = conn.execute("SELECT headline, summary FROM articles").fetchone()
+    finally:
+        conn.close()
+    assert len(headline) == 500 and headline.endswith("…[truncated]") and len(summary) == 5000
+    for log in (cli.cwd / "logs").glob("*.log"):
+        assert "A" * 1000 not in log.read_text() and "B" * 1000 not in log.read_text(), log.name
+    assert len(proc.stdout) < 20_000
