@@ -24,11 +24,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch-news": ("fetch_news", "Fetch new articles from the configured news provider into the store."),
     "score": ("score", "Score pending articles per symbol: sentiment and a 0-100 conviction."),
     "signal": ("signal", "Turn new scores into entry signals (threshold, capacity, market hours)."),
-    "size": ("size", "Size new signals (fixed range) and pass them through the pre-trade risk gate."),
+    "size": ("size", "Size new signals (fixed, kelly, vol-target or adaptive); pass them through the risk gate."),
     "trade": ("trade", "Send orders for sized signals; idempotent, under the trading lock."),
     "check-exits": ("check_exits", "Close positions on stop-loss, take-profit, max hold or bearish news."),
     "run": ("run", "Run the whole chain once (--once, for cron) or on every tick (--loop)."),
-    "fetch-bars": ("fetch_bars", "Fetch OHLCV bars (sim, CSV/Parquet file, ccxt exchange) into the store."),
+    "fetch-bars": ("fetch_bars", "Fetch OHLCV bars (sim, a CSV/Parquet file, a ccxt exchange, alpaca) into the store."),
     "train": ("train", "Train a price model on stored bars (time-series CV, no shuffle); save it with a model card."),
     "models": ("models", "List trained models with their data, features and out-of-sample metrics."),
     "risk": ("risk", "Risk metrics of the account (or --symbol bars) with --plot; `risk resume` lifts a drawdown halt."),
@@ -98,7 +98,7 @@ app = typer.Typer(
     cls=LazyGroup,
     rich_markup_mode=None,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     context_settings=CONTEXT,
     help="tokenomics: read the news, score it, size under hard risk limits, trade, and backtest.\n\n"
     "Every command prints JSON on stdout when piped (or with --json) and a table in a terminal. "

@@ -200,3 +200,22 @@ def test_just_cron_works_on_a_fresh_clone_without_a_logs_folder(cli):
         assert proc.returncode == 0, proc.stderr
     lines = (cli.cwd / "logs" / "cron.jsonl").read_text().splitlines()
     assert len(lines) == 2 and all(json.loads(line)["ticks"] == 1 for line in lines)
+
+
+def test_the_top_level_one_liners_name_every_choice_they_list():
+    from tokenomics.cli import COMMANDS
+    from tokenomics.commands.size import METHODS
+    from tokenomics.research.bars import SOURCES
+
+    assert all(m in COMMANDS["size"][1] for m in METHODS), COMMANDS["size"][1]
+    assert all(s in COMMANDS["fetch-bars"][1].lower() for s in SOURCES), COMMANDS["fetch-bars"][1]
+
+
+def test_shell_completion_like_other_typer_apps(cli):
+    script = subprocess.run([sys.executable, "-m", "tokenomics.cli", "--show-completion", "bash"], cwd=cli.cwd,
+                            env=cli.env, capture_output=True, text=True)
+    assert script.returncode == 0 and "_tokenomics_completion" in script.stdout, script.stderr
+    done = subprocess.run([sys.executable, "-m", "tokenomics.cli"], cwd=cli.cwd, capture_output=True, text=True,
+                          env={**cli.env, "_TOKENOMICS_COMPLETE": "complete_bash", "COMP_WORDS": "tokenomics fetch-b",
+                               "COMP_CWORD": "1"})
+    assert done.stdout.split() == ["fetch-bars"], (done.stdout, done.stderr)
