@@ -421,3 +421,32 @@ def test_a_huge_article_is_cut_with_a_marker_quickly_and_never_logged_whole(cli)
     for log in (cli.cwd / "logs").glob("*.log"):
         assert "A" * 1000 not in log.read_text() and "B" * 1000 not in log.read_text(), log.name
     assert len(proc.stdout) < 20_000
+
+
+def test_every_command_under_a_bad_config_is_one_line_exit_2_and_the_store_untouched(cli):
+    """The corpus over every command: a binary YAML config (a bad option is one parse path for all: test_contract)."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tokenomics.cli import COMMANDS
+
+    cli.json("init")
+    (cli.cwd / "bin.yaml").write_bytes(bytes(range(256)) * 4)
+    before = _sha(cli.cwd / "store.db")
+    needed = {"run": ["--once"], "explain": ["BTC/USD"], "optimize": ["--param", "fast=5..10"]}  # else a usage error
+    cases = [(name, ["--config", "bin.yaml", name, *needed.get(name, [])], ["bin.yaml", "UTF-8"]) for name in COMMANDS]
+
+    def run(case):
+        name, args, needles = case
+        proc = subprocess.run([sys.executable, "-m", "tokenomics.cli", *args], cwd=cli.cwd, env=cli.env,
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        ok = (proc.returncode == 2 and "Traceback" not in proc.stderr and len(errors) == 1
+              and all(n in errors[0] for n in needles))
+        return None if ok else f"{' '.join(args)}: exit {proc.returncode}\n{proc.stderr}"
+
+    with ThreadPoolExecutor(3) as pool:
+        problems = [p for p in pool.map(run, cases) if p]
+    assert not problems, "\n".join(problems)
+    assert _sha(cli.cwd / "store.db") == before
