@@ -132,6 +132,11 @@ def check_writable(path: "Path", option: str, *, directory: bool = False) -> "Pa
         raise UsageProblem(f"{option} {path}: is a folder; give a file name")
     if directory and path.exists() and not path.is_dir():
         raise UsageProblem(f"{option} {path}: is a file; give a folder")
+    blocker = next((p for p in folder.parents[::-1] + (folder,) if p.exists() and not p.is_dir()), None) \
+        if folder != Path(".") else None
+    if blocker is not None:
+        raise UsageProblem(f"{option} {path}: cannot write there ({blocker} is a file, not a folder)",
+                           hint="choose a writable path")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".tokenomics-write-test-", dir=folder)

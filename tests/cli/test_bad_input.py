@@ -311,9 +311,9 @@ CORPUS = [
     ("backtest --grid fast=a,b", ["backtest", "--strategy", "sma", "--grid", "fast=a,b"], None, {}, 2,
      ["--grid", "fast=a"]),
     ("backtest --report to an unwritable path", ["backtest", "--report", "afile/report.html"], None, {}, 2,
-     ["--report", "afile/report.html", "cannot write"]),
+     ["--report", "afile/report.html", "cannot write", "afile is a file"]),
     ("rebalance --plot to an unwritable path", ["rebalance", "--plot", "afile/weights.png"], None, {}, 2,
-     ["--plot", "afile/weights.png", "cannot write"]),
+     ["--plot", "afile/weights.png", "cannot write", "afile is a file"]),
     ("init --dir a file", ["init", "--dir", "afile"], None, {}, 2, ["afile", "is a file"]),
 ]
 
