@@ -65,9 +65,10 @@ class LazyGroup(TyperGroup):
         # shell completion belongs to `tokenomics` itself, not to each subcommand's own Typer app
         cmd.params = [p for p in cmd.params if p.name not in ("install_completion", "show_completion")]
         # one help style (the top level's plain one: a flag shows no `<bool>`), -h too, and the global options
-        cmd.rich_markup_mode = None
-        cmd.context_settings = {**(cmd.context_settings or {}), **CONTEXT}
-        cmd.epilog = GLOBAL_HELP
+        for c in [cmd, *getattr(cmd, "commands", {}).values()]:  # `risk resume` too
+            c.rich_markup_mode = None
+            c.context_settings = {**(c.context_settings or {}), **CONTEXT}
+            c.epilog = GLOBAL_HELP
         return cmd
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:

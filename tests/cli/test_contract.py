@@ -41,7 +41,7 @@ def test_help_is_also_h_lists_the_global_options_and_shows_no_bool_metavars():
     value, so its help shows none (no `<bool>`)."""
     from tokenomics.cli import COMMANDS
 
-    for args in (["-h"], ["run", "-h"], ["-h", "status"], ["fetch-bars", "--help"]):
+    for args in (["-h"], ["run", "-h"], ["-h", "status"], ["fetch-bars", "--help"], ["risk", "resume", "-h"]):
         proc = subprocess.run([sys.executable, "-m", "tokenomics.cli", *args], capture_output=True, text=True,
                               env={**os.environ, "COLUMNS": "200"})
         assert proc.returncode == 0, (args, proc.stderr)
