@@ -78,9 +78,9 @@ def fetch_bars(
         counts.update(fetched=sum(r["fetched"] for r in rows), new=sum(r["new"] for r in rows))
     doc = {"source": source, "fetched": sum(r["fetched"] for r in rows), "new": sum(r["new"] for r in rows),
            "gaps": sum(r["gaps"] for r in rows)}
-    if source == "file":
-        doc["invalid"] = sum(r["invalid"] for r in rows)  # rows left out of the file (fetch_file warned)
+    if source != "sim":
+        doc["invalid"] = sum(r["invalid"] for r in rows)  # impossible bars left out (with a warning)
     doc["rows"] = rows
     emit(rt, doc, title="fetch-bars", columns=["symbol", "timeframe", "fetched", "new", "last", "gaps", "missing_bars",
-                                               *(["invalid"] if source == "file" else [])])
+                                               *(["invalid"] if source != "sim" else [])])
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from tokenomics.core.bars import find_gaps, minutes_timeframe, timeframe_seconds
+from tokenomics.core.bars import bar_problem, find_gaps, minutes_timeframe, timeframe_seconds
 from tokenomics.core.errors import UsageProblem
 from tokenomics.logs import app_log, progress
 from tokenomics.store import Store, iso, parse_ts
@@ -180,17 +180,37 @@ def fetch_incremental(store: Store, source: str, label: str, symbols: Iterable[s
         total = max(int((until - start).total_seconds()) // tf_s, 0)
         fetched = new = 0
         first_new = None
+        invalid: list[dict] = []
         with progress(f"{label} {sym} {timeframe}", total) as advance:
             for page in pages(sym, start):
                 fetched += len(page)
+                page, bad = valid_bars(page)
+                invalid += bad
                 n = store_rows(store, page)
                 if n and first_new is None:
                     first_new = page[0]["ts"]
                 new += n
                 advance(len(page))
-        out.append(_summary(store, source, sym, timeframe, fetched, new,
-                            (last.isoformat() if last else first_new) if new else None))
+        if invalid:
+            app_log.warning("%s %s %s: %d invalid bar(s) left out: %s", label, sym, timeframe, len(invalid),
+                            _examples(invalid), extra={"step": "fetch-bars", "invalid": len(invalid)})
+        out.append({**_summary(store, source, sym, timeframe, fetched, new,
+                               (last.isoformat() if last else first_new) if new else None,
+                               frozenset(parse_ts(r["ts"]) for r in invalid)), "invalid": len(invalid)})
     return out
+
+
+def valid_bars(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """A provider's page split into valid bars and the impossible ones (core.bars.bar_problem), each
+    of those as {where: its time, problem, symbol, ts}."""
+    good, bad = [], []
+    for r in rows:
+        problem = bar_problem(r["open"], r["high"], r["low"], r["close"], r.get("volume"))
+        if problem:
+            bad.append({"where": r["ts"], "problem": problem, "symbol": r["symbol"], "ts": r["ts"]})
+        else:
+            good.append(r)
+    return good, bad
 
 
 def fetch_ccxt(store: Store, exchange: Any, symbols: Iterable[str], timeframe: str, since: datetime,
