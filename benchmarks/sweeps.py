@@ -25,29 +25,8 @@ from pathlib import Path
 FAST = list(range(5, 55, 5))
 SLOW = list(range(60, 260, 20))
 
-try:  # backtesting.py is a dev-only dependency; its optimize() pickles the strategy class by name
-    from backtesting import Strategy
-    from backtesting.lib import crossover
-
-    class SmaCross(Strategy):
-        fast = 10
-        slow = 30
-
-        def init(self):
-            import pandas as pd
-
-            close = pd.Series(self.data.Close)
-            self.f = self.I(lambda: close.rolling(self.fast).mean().to_numpy())
-            self.s = self.I(lambda: close.rolling(self.slow).mean().to_numpy())
-
-        def next(self):
-            if crossover(self.f, self.s):
-                if not self.position:
-                    self.buy()
-            elif crossover(self.s, self.f):
-                self.position.close()
-except ImportError:
-    SmaCross = None
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backtest_grid import SmaCross  # noqa: E402  (the same reference strategy; None without backtesting.py)
 
 
 def timed(fn):

@@ -36,6 +36,7 @@ class FakeProviders:
         self.market_open = True
         self.gemini_answers: list = []  # scripted {"scores": [...]} or an HTTP error code; empty: bullish 85
         self.positions: dict[str, float] = {}
+        self.trade_age: dict[str, float] = {}  # symbol -> seconds since its latest trade (market data)
         self.bars: dict[str, list[dict]] = {}  # symbol -> raw bars {t, o, h, l, c, v, n, vw}, oldest first
         self.bars_page_size = 10_000  # the server's own cap per page (Alpaca's is 10000)
         self.bars_errors: dict[str, int] = {}  # symbol -> HTTP status its bar requests get
@@ -263,11 +264,11 @@ class FakeProviders:
             return 200, {"news": page, "next_page_token": token}
         if path == "/v2/stocks/trades/latest":
             s = q["symbols"]
-            return 200, {"trades": {s: {"t": now_iso(), "p": self.prices[s], "s": 10, "x": "V", "i": 1,
+            return 200, {"trades": {s: {"t": self._trade_time(s), "p": self.prices[s], "s": 10, "x": "V", "i": 1,
                                         "c": ["@"], "z": "C"}}}
         if path == "/v1beta3/crypto/us/latest/trades":
             s = q["symbols"]
-            return 200, {"trades": {s: {"t": now_iso(), "p": self.prices[s], "s": 0.1, "i": 1, "tks": "B"}}}
+            return 200, {"trades": {s: {"t": self._trade_time(s), "p": self.prices[s], "s": 0.1, "i": 1, "tks": "B"}}}
         if path in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars"):
             return self._bars(path, q)
         if "/models/" in path and path.endswith(":generateContent"):
@@ -276,6 +277,10 @@ class FakeProviders:
                 return code, {"error": {"code": code, "status": "UNAVAILABLE", "message": "overloaded"}}
             return 200, self._gemini(body)
         return 404, {"code": 40410000, "message": f"no route {path}"}
+
+    def _trade_time(self, symbol: str) -> str:
+        t = datetime.now(timezone.utc) - timedelta(seconds=self.trade_age.get(symbol, 0.0))
+        return t.isoformat().replace("+00:00", "Z")
 
     def _bars(self, path: str, q: dict):
         """Historical bars: {"bars": {symbol: [...]}, "next_page_token"}, from start to end (inclusive), at most
@@ -398,3 +403,110 @@ class FakeProviders:
             got.sort(key=lambda o: o["submitted_at"], reverse=q.get("direction", "desc") == "desc")
             return 200, got[:int(q.get("limit") or 50)]
         return None
+
+
+class FakeExchange:
+    """A loopback fake of Binance's public REST API as ccxt's binance calls it (point broker.exchange_url
+    at `url`): the markets (spot /api/v3/exchangeInfo with the pairs of `prices`; the futures
+    exchangeInfo answers list none) and the 24-hour ticker, whose closeTime is the last trade's time
+    (`age` seconds ago per pair). Records every request with its headers, so a test can check that no
+    key was sent; `faults` maps a path to the HTTP statuses its next requests get."""
+
+    def __init__(self, prices: dict[str, float] | None = None):
+        self.prices = dict(prices or {"BTC/USDT": 95000.0})
+        self.age: dict[str, float] = {}  # pair -> seconds since its last trade
+        self.faults: dict[str, list[int]] = {}
+        self.requests: list[tuple[str, str, dict]] = []  # (method, path with query, headers)
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def tickers_asked(self, pair: str | None = None) -> int:
+        wanted = None if pair is None else "symbol=" + pair.replace("/", "")
+        return sum(1 for _m, p, _h in self.requests if "/ticker/24hr" in p and (wanted is None or wanted in p))
+
+    @staticmethod
+    def _market(pair: str) -> dict:
+        base, quote = pair.split("/")
+        return {"symbol": base + quote, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
+                "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
+                "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"], "icebergAllowed": True, "ocoAllowed": True,
+                "isSpotTradingAllowed": True, "isMarginTradingAllowed": False, "permissions": [],
+                "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+                "allowedSelfTradePreventionModes": ["EXPIRE_MAKER"],
+                "filters": [{"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000.00",
+                             "tickSize": "0.01"},
+                            {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000.00",
+                             "stepSize": "0.00001"},
+                            {"filterType": "NOTIONAL", "minNotional": "5.00", "applyMinToMarket": True,
+                             "maxNotional": "9000000.00", "applyMaxToMarket": False, "avgPriceMins": 5}]}
+
+    def route(self, path: str, q: dict):
+        now_ms = int(time.time() * 1000)
+        if path == "/api/v3/exchangeInfo":
+            return 200, {"timezone": "UTC", "serverTime": now_ms, "rateLimits": [], "exchangeFilters": [],
+                         "symbols": [self._market(p) for p in self.prices]}
+        if path in ("/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo"):
+            return 200, {"timezone": "UTC", "serverTime": now_ms, "rateLimits": [], "exchangeFilters": [],
+                         "assets": [], "symbols": []}
+        if path == "/api/v3/ticker/24hr":
+            pair = next((p for p in self.prices if p.replace("/", "") == q.get("symbol")), None)
+            if pair is None:
+                return 400, {"code": -1121, "msg": "Invalid symbol."}
+            last = self.prices[pair]
+            close_ms = now_ms - int(self.age.get(pair, 0.0) * 1000)
+            return 200, {"symbol": q["symbol"], "priceChange": "0.00", "priceChangePercent": "0.000",
+                         "weightedAvgPrice": str(last), "prevClosePrice": str(last), "lastPrice": str(last),
+                         "lastQty": "0.01", "bidPrice": str(last - 0.01), "bidQty": "1.0",
+                         "askPrice": str(last + 0.01), "askQty": "1.0", "openPrice": str(last),
+                         "highPrice": str(last), "lowPrice": str(last), "volume": "1000.0",
+                         "quoteVolume": str(1000 * last), "openTime": close_ms - 86_400_000, "closeTime": close_ms,
+                         "firstId": 1, "lastId": 1000, "count": 1000}
+        return 404, {"code": -1, "msg": f"no route {path}"}
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                u = urlparse(self.path)
+                q = {k: v[0] for k, v in parse_qs(u.query).items()}
+                with fake.lock:
+                    fake.requests.append(("GET", self.path, dict(self.headers)))
+                    faults = fake.faults.get(u.path)
+                    if faults:
+                        code = faults.pop(0)
+                        out = {"code": -1003 if code == 429 else -1001, "msg": "Internal error; unable to "
+                               "process your request. Please try again." if code >= 500 else "Too many requests."}
+                    else:
+                        code, out = fake.route(u.path, q)
+                data = json.dumps(out).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):  # an order, or anything that needs a key: not on a public-data fake
+                with fake.lock:
+                    fake.requests.append(("POST", self.path, dict(self.headers)))
+                data = json.dumps({"code": -2014, "msg": "API-key format invalid."}).encode()
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler

@@ -197,6 +197,10 @@ class BrokerSettings(Section):
     bracket: bool = True  # equities on Alpaca: send stop-loss and take-profit with the entry
     exchange: str = "binance"  # ccxt exchange id
     exchange_url: str | None = None  # override of the ccxt exchange's API base URL
+    # paper mode with provider paper (the store's book at live prices): where crypto is priced; equities
+    # always come from Alpaca market data. ccxt: broker.exchange's public ticker (no keys)
+    crypto_prices: Literal["alpaca", "ccxt"] = "alpaca"
+    max_price_age_seconds: float = Field(300, gt=0)  # paper at live prices: no fill at an older last trade
 
 
 class SimSettings(Section):

@@ -58,9 +58,10 @@ class Runtime:
                               "--live")
         if s.mode == "sim" and s.broker.provider != "paper":
             raise ConfigError("broker.provider: sim mode trades only with the paper broker")
-        if s.mode != "sim" and s.broker.provider == "paper":
-            raise ConfigError(f"broker.provider: mode {s.mode!r} trades through a real broker (alpaca or ccxt)",
-                              hint="set broker.provider: alpaca (or ccxt), or use --mode sim")
+        if s.mode == "live" and s.broker.provider == "paper":
+            raise ConfigError("broker.provider: live mode trades through a real broker (alpaca or ccxt)",
+                              hint="set broker.provider: alpaca (or ccxt), or use --mode paper to keep the book "
+                              "in the store at live prices")
         return s
 
     def _mode_origin(self) -> str:
@@ -179,7 +180,40 @@ class Runtime:
     def market_data(self):
         if self.settings.broker.provider == "ccxt":
             return self.broker
+        if self.settings.broker.provider == "paper":  # paper mode: the store's book at live prices
+            return self.live_prices
         return self.alpaca_data
+
+    @cached_property
+    def live_prices(self):
+        """The price sources of paper mode with the store's paper broker, one per asset class of the
+        universe: equities from Alpaca market data (keys needed: exit 2 naming them), crypto from Alpaca
+        or broker.exchange's public ticker (broker.crypto_prices: ccxt, no keys)."""
+        from tokenomics.adapters.market.live import LivePrices
+
+        s = self.settings
+        b, u = s.broker, s.universe
+        sources: dict = {}
+        need_alpaca = [c for c, on in (("equities", bool(u.equities)),
+                                       ("crypto", bool(u.crypto) and b.crypto_prices == "alpaca")) if on]
+        if need_alpaca:
+            try:
+                alpaca = self.alpaca_data
+            except ConfigError as exc:
+                raise ConfigError(f"{exc}: in paper mode the store's paper broker prices the "
+                                  f"{' and '.join(need_alpaca)} of the universe from Alpaca market data",
+                                  hint="set ALPACA_API_KEY and ALPACA_SECRET_KEY (free paper keys serve market "
+                                  "data); for a crypto-only universe, broker.crypto_prices: ccxt needs no keys"
+                                  ) from None
+            if u.equities:
+                sources["equity"] = alpaca
+            if u.crypto and b.crypto_prices == "alpaca":
+                sources["crypto"] = alpaca
+        if u.crypto and b.crypto_prices == "ccxt":
+            from tokenomics.adapters.market.ccxt import CcxtPrices
+
+            sources["crypto"] = CcxtPrices(b.exchange, url=b.exchange_url, timeout=b.timeout_seconds)
+        return LivePrices(sources, self.asset_class, max_age_seconds=b.max_price_age_seconds, now=self.now)
 
     @cached_property
     def alpaca_data(self):
@@ -270,8 +304,11 @@ class Runtime:
                               booked=self.booked, order_symbol=self.order_symbol)
         from tokenomics.adapters.brokers.paper import PaperBroker
 
+        # paper mode: fills at live prices, only fresh ones (the price sources and their keys are checked
+        # here, so a missing key stops a run before its first request)
+        fill_price = self.price if s.mode == "sim" else self.live_prices.fill_price
         return PaperBroker(
-            self.store, self.price, self.now, capital=s.capital,
+            self.store, fill_price, self.now, capital=s.capital,
             slippage_bps=s.broker.slippage_bps, fee_bps=s.broker.fee_bps,
         )
 

@@ -79,9 +79,11 @@ def test_live_needs_config_and_flag_before_any_connection(cli, fake):
     assert fake.requests == []
 
 
-def test_paper_mode_refuses_the_store_paper_broker(cli):
-    proc = cli("run", "--once", "--mode", "paper")
-    assert proc.returncode == 2 and "broker.provider" in proc.stderr
+def test_paper_mode_with_the_store_paper_broker_needs_the_alpaca_keys_for_its_prices(cli):
+    # the defaults price equities and crypto from Alpaca market data (broker.crypto_prices: alpaca)
+    proc = cli("run", "--once", "--mode", "paper",
+               env={"ALPACA_API_KEY": "", "ALPACA_SECRET_KEY": "", "GOOGLE_API_KEY": "", "GEMINI_API_KEY": ""})
+    assert proc.returncode == 2 and "ALPACA_API_KEY" in proc.stderr and "ALPACA_SECRET_KEY" in proc.stderr
 
 
 def test_doctor_reports_each_provider_without_printing_keys(cli, fake):

@@ -51,12 +51,17 @@ def provider_of(rt, step: str, exc: BaseException | None = None) -> str:
     text = str(exc or "")
     if text.startswith(("alpaca market data", "alpaca bars")):
         return "market data (alpaca)"
+    if text.startswith(f"ccxt {s.broker.exchange} ticker"):
+        return f"market data (ccxt {s.broker.exchange})"
     if step == "fetch-news":
         return f"news ({s.news.provider})"
     if step == "score":
         return f"scorer ({s.sentiment.provider})"
     if step in ("signal", "size", "mark-to-market") and s.broker.provider == "alpaca":
         return "market data (alpaca)"
+    if s.broker.provider == "paper":  # paper mode at live prices: the book is local, the prices are not
+        alpaca = bool(s.universe.equities) or s.broker.crypto_prices == "alpaca"
+        return "market data (alpaca)" if alpaca else f"market data (ccxt {s.broker.exchange})"
     name = s.broker.provider if s.broker.provider != "ccxt" else f"ccxt {s.broker.exchange}"
     return f"broker ({name})"
 

@@ -36,7 +36,7 @@ class AlpacaMarketData:
         self._keys, self.url, self.timeout, self.limiter = (api_key, secret), url, timeout, limiter
         self.sleep = sleep
         self.ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, float]] = {}
+        self._cache: dict[str, tuple[float, float, datetime | None]] = {}
         self._clients: dict[tuple[str, bool], object] = {}
 
     def _client(self, kind: str, raw: bool = False):
@@ -53,9 +53,13 @@ class AlpacaMarketData:
 
     def price(self, symbol: str) -> float:
         """The latest trade price (cached for a few seconds: one tick asks many times)."""
+        return self.quote(symbol)[0]
+
+    def quote(self, symbol: str) -> tuple[float, datetime | None]:
+        """(latest trade price, that trade's time), cached like price()."""
         hit = self._cache.get(symbol)
         if hit and time.monotonic() - hit[0] < self.ttl:
-            return hit[1]
+            return hit[1], hit[2]
         try:
             if "/" in symbol:
                 from alpaca.data.requests import CryptoLatestTradeRequest
@@ -66,12 +70,17 @@ class AlpacaMarketData:
 
                 got = self._client("stock").get_stock_latest_trade(StockLatestTradeRequest(symbol_or_symbols=symbol))
             price = float(got[symbol].price)
+            ts = getattr(got[symbol], "timestamp", None)
         except KeyError:
             raise ProviderError(provider=f"alpaca market data {symbol}", status=200, reason="no latest trade") from None
         except Exception as exc:  # APIError (an HTML 503 too), requests' errors, a body of the wrong shape
             raise provider_error(f"alpaca market data {symbol}", exc) from None
-        self._cache[symbol] = (time.monotonic(), price)
-        return price
+        if ts is not None and ts.tzinfo is None:
+            from datetime import timezone
+
+            ts = ts.replace(tzinfo=timezone.utc)
+        self._cache[symbol] = (time.monotonic(), price, ts)
+        return price, ts
 
     def bars(self, symbol: str, timeframe: Any, start: datetime, end: datetime, limit: int) -> list[dict]:
         """At most `limit` raw bars ({t, o, h, l, c, v, ...}) of one symbol from start to end (inclusive),

@@ -1,0 +1,82 @@
+"""A ccxt exchange's public market data (the ticker's last price and its time): no keys, and never the
+sandbox (a testnet's prices are not the market's). For the store's paper broker in paper mode."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from tokenomics.core.errors import ConfigError, ProviderError
+
+
+def _ccxt() -> Any:
+    try:
+        import ccxt
+    except ImportError:
+        raise ConfigError("broker.crypto_prices: ccxt needs the ccxt library, which is not installed",
+                          hint="pip install 'tokenomics[crypto]', or broker.crypto_prices: alpaca") from None
+    return ccxt
+
+
+class CcxtPrices:
+    def __init__(self, exchange_id: str, *, url: str | None, timeout: float, ttl_seconds: float = 5.0,
+                 exchange: Any = None):
+        self.exchange_id, self.url, self.timeout, self.ttl = exchange_id, url, timeout, ttl_seconds
+        self._ex = exchange
+        self._cache: dict[str, tuple[float, float, datetime | None]] = {}
+
+    @property
+    def name(self) -> str:
+        return f"ccxt {self.exchange_id}"
+
+    @property
+    def ex(self) -> Any:
+        if self._ex is None:
+            ccxt = _ccxt()
+            if self.exchange_id not in ccxt.exchanges:
+                raise ConfigError(f"broker.exchange: ccxt has no exchange {self.exchange_id!r}",
+                                  hint="e.g. binance, kraken, coinbase")
+            ex = getattr(ccxt, self.exchange_id)({"enableRateLimit": True, "timeout": int(self.timeout * 1000)})
+            fm = ex.options.get("fetchMarkets") if isinstance(ex.options, dict) else None
+            if isinstance(fm, dict) and "spot" in (fm.get("types") or []):  # spot pairs only: one markets
+                fm["types"] = ["spot"]  # request, not the futures APIs too (blocked in places, and not traded)
+            if self.url:
+                from tokenomics.adapters.brokers.ccxt import _rebase
+
+                ex.urls["api"] = _rebase(ex.urls["api"], self.url)
+            self._ex = ex
+        return self._ex
+
+    def price(self, symbol: str) -> float:
+        return self.quote(symbol)[0]
+
+    def quote(self, symbol: str) -> tuple[float, datetime | None]:
+        """(last price, the ticker's time) from the public ticker, cached for a few seconds."""
+        hit = self._cache.get(symbol)
+        if hit and time.monotonic() - hit[0] < self.ttl:
+            return hit[1], hit[2]
+        ccxt = _ccxt()
+        from tokenomics.keys import redact
+
+        what = f"{self.name} ticker {symbol}"
+        try:
+            if not self.ex.markets:
+                self.ex.load_markets()
+            if symbol not in self.ex.markets:
+                raise ConfigError(f"universe.crypto: {self.exchange_id} lists no {symbol} (broker.crypto_prices: "
+                                  "ccxt prices crypto from broker.exchange)",
+                                  hint=f"use the pair as {self.exchange_id} names it (e.g. BTC/USDT on binance), "
+                                  "or broker.crypto_prices: alpaca")
+            t = self.ex.fetch_ticker(symbol)
+        except ccxt.BaseError as exc:
+            status = getattr(exc, "status", None) if isinstance(getattr(exc, "status", None), int) else None
+            raise ProviderError(provider=what, reason=f"{type(exc).__name__}: {redact(exc)[:160]}",
+                                transient=not isinstance(exc, ccxt.AuthenticationError),
+                                status=status) from None
+        last = t.get("last") or t.get("close")
+        if not last:
+            raise ProviderError(provider=what, reason="the ticker has no last price", transient=True)
+        ts = datetime.fromtimestamp(t["timestamp"] / 1000, timezone.utc) if t.get("timestamp") else None
+        self._cache[symbol] = (time.monotonic(), float(last), ts)
+        return float(last), ts
