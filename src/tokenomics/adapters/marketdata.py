@@ -6,7 +6,6 @@ volume} in pages, oldest first, so the caller can commit page by page and resume
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,26 +96,31 @@ def read_file(path: Path, symbol: str | None, timeframe: str, source: str = "fil
     })
     first_line = 2 if suffix not in (".parquet", ".feather", ".arrow", ".ipc") else 1
     where = "line" if first_line == 2 else "row"
-    good, invalid = [], []
-    for i, r in enumerate(frame.iter_rows(named=True)):
-        problem = None
+    o, h, lo, c = (pl.col(x) for x in OHLCV[:4])
+    ok = pl.col("ts").is_not_null() & pl.col("symbol").is_not_null() & (pl.col("symbol") != "")
+    for x in (o, h, lo, c):
+        ok = ok & x.is_not_null() & x.is_finite() & (x > 0)
+    ok = ok & (h >= lo) & o.is_between(lo, h) & c.is_between(lo, h)
+    if "volume" in names:
+        v = pl.col("volume")
+        ok = ok & (v.is_null() | v.is_nan() | (v.is_finite() & (v >= 0)))
+    frame = frame.with_row_index("row").with_columns(ok.fill_null(False).alias("ok"))
+    good = frame.filter(pl.col("ok")).select(
+        pl.lit(source).alias("source"), "symbol", pl.lit(timeframe).alias("timeframe"), "ts", *OHLCV[:4],
+        (pl.col("volume").fill_nan(None) if "volume" in names else pl.lit(None, dtype=pl.Float64)).alias("volume"),
+    ).sort("symbol", "ts").to_dicts()
+    invalid = []
+    for r in frame.filter(~pl.col("ok")).iter_rows(named=True):  # the few bad rows: say why, one by one
         if r["ts"] is None:
             problem = f"time {r['raw_ts']!r} is not a date/time" if r["raw_ts"] is not None else "time is missing"
         else:
-            problem = next((f"{c} {r['raw_' + c]!r} is not a number" for c in names
-                            if r[c] is None and r["raw_" + c] not in (None, "")), None)
+            problem = next((f"{x} {r['raw_' + x]!r} is not a number" for x in names
+                            if r[x] is None and r["raw_" + x] not in (None, "")), None)
         if problem is None and not r["symbol"]:
             problem = "symbol is missing"
-        volume = r.get("volume")
-        problem = problem or bar_problem(r["open"], r["high"], r["low"], r["close"], volume)
-        if problem:
-            invalid.append({"where": f"{where} {i + first_line}", "problem": problem, "symbol": r["symbol"],
-                            "ts": r["ts"]})
-            continue
-        good.append({"source": source, "symbol": r["symbol"], "timeframe": timeframe, "ts": r["ts"],
-                     "open": r["open"], "high": r["high"], "low": r["low"], "close": r["close"],
-                     "volume": None if volume is None or math.isnan(volume) else volume})
-    good.sort(key=lambda r: (r["symbol"], r["ts"]))
+        problem = problem or bar_problem(r["open"], r["high"], r["low"], r["close"], r.get("volume")) or "invalid"
+        invalid.append({"where": f"{where} {r['row'] + first_line}", "problem": problem, "symbol": r["symbol"],
+                        "ts": r["ts"]})
     return good, invalid
 
 
