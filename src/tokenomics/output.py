@@ -16,15 +16,19 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+SERIES_AS_IS = 10_000  # a longer list (an equity curve of many bars) is printed as computed: ~1 s per
+# million values saved, and its values (cents) carry no noise anyway
+
+
 def tidy(value: Any) -> Any:
     """Floats at 12 significant digits: no binary noise in the output (99259.67503500001 -> 99259.675035,
     0.1 + 0.2 -> 0.3); money is in cents already, and the store keeps full precision."""
     if isinstance(value, float):
-        return float(f"{value:.12g}") if math.isfinite(value) else value
+        return float(f"{value:.12g}") if math.isfinite(value) and len(repr(value)) > 13 else value
     if isinstance(value, dict):
         return {k: tidy(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [tidy(v) for v in value]
+        return [tidy(v) for v in value] if len(value) <= SERIES_AS_IS else value
     return value
 
 
