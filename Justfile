@@ -46,6 +46,11 @@ chain:
 train-scorer:
     python scripts/train_scorer.py
 
+# Fine-tune MiniLM for the offline-transformer scorer (dev-time: torch etc. in a venv of its own,
+# ../tfm-venv by default; see the script's docstring), writing trained_models/sentiment-minilm.
+train-transformer venv="../tfm-venv":
+    PYTHONPATH=src nice -n 10 {{venv}}/bin/python scripts/train_transformer.py
+
 # Print the benchmarks' figures.
 bench:
     python benchmarks/startup.py

@@ -6,11 +6,15 @@ never copied into the project), side by side, and what each costs to load and ru
 Reads ../shared/eval/phrasebank/Sentences_AllAgree.txt beside the repo (latin-1, "sentence@label").
 Scorers: the TF-IDF model evaluated with numpy from model.npz (the default since issue 16), the same
 model through its scikit-learn pipeline (model.joblib, what ran before) and, when its model directory
-and onnxruntime + tokenizers are present, the fine-tuned MiniLM (`offline-transformer`). Per scorer:
+and onnxruntime + tokenizers are present (the `transformer` extra), the fine-tuned MiniLM alone and the
+`offline-transformer` scorer (its blend with the TF-IDF model, weight from the model card). Per scorer:
 accuracy, macro-F1, per-class precision/recall, precision of the bullish/bearish calls at conviction
->= 70 and how many there are, headlines per second batched and one at a time, the cold start of a
+>= 70 and how many there are, headlines per second batched and one at a time (the MiniLM runs one
+headline per onnxruntime call either way: int8 activations are scaled per run, so batching would make
+a headline's score depend on its neighbours), the cold start of a
 fresh process that loads the scorer and scores two headlines (CPU seconds and peak RSS, medians of
-N rounds, beside `python -c pass`), and the install size (model files + the libraries it needs).
+N rounds, beside `python -c pass`), and the install size (model files + the libraries it needs, with
+everything those pull in: `install_detail_mb`).
 Prints JSON. Exits 0 with a message on stderr when the PhraseBank file is absent.
 """
 
@@ -40,7 +44,7 @@ from pathlib import Path
 from {module} import {cls} as Scorer
 from tokenomics.core.models import Article
 now = datetime.now(timezone.utc)
-Scorer(Path({model_dir!r})).score([Article("a", "Acme shares surge after an earnings beat", ("ACME",), now),
+Scorer(Path({model_dir!r}), **{kwargs!r}).score([Article("a", "Acme shares surge after an earnings beat", ("ACME",), now),
                                    Article("b", "Acme cuts its outlook as demand weakens", ("ACME",), now)])
 r = resource.getrusage(resource.RUSAGE_SELF)
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
@@ -68,14 +72,25 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def package_size(name: str) -> int:
-    """Bytes of an installed package's directory and its vendored .libs, found without importing it."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return 0
-    root = Path(next(iter(spec.submodule_search_locations)))
-    libs = [p for p in root.parent.glob("*.libs") if p.name.replace("_", "").startswith(name.replace("_", ""))]
-    return dir_size(root) + sum(dir_size(p) for p in libs)
+def dist_closure(names: tuple[str, ...]) -> dict[str, int]:
+    """Installed bytes of each distribution in the requirement closure of `names` (markers with
+    extras are skipped), from the installed RECORD files: what installing them brings."""
+    import re
+    from importlib import metadata
+
+    seen: dict[str, int] = {}
+    todo = list(names)
+    while todo:
+        name = re.split(r"[\s\[<>=!~;(]", todo.pop(), maxsplit=1)[0].lower().replace("_", "-")
+        if name in seen:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        seen[name] = sum((f.size or 0) for f in dist.files or [])
+        todo += [r for r in dist.requires or [] if "extra ==" not in r]
+    return seen
 
 
 def evaluate(scorer, texts: list[str], truth: list[str]) -> dict:
@@ -135,27 +150,36 @@ def main() -> None:
         npz = offline.MODEL_DIR / offline.NUMPY_FILE
         entries = [
             ("offline (numpy, model.npz)", "tokenomics.adapters.scorers.offline", "OfflineScorer", offline.MODEL_DIR,
-             dir_size(npz) + package_size("numpy")),
+             {}, {"model.npz": dir_size(npz)}, ("numpy",)),
             ("offline before: scikit-learn pipeline (model.joblib)", "tokenomics.adapters.scorers.offline",
-             "OfflineScorer", joblib_only, dir_size(joblib_only / offline.MODEL_FILE)
-             + sum(package_size(p) for p in ("numpy", "scipy", "sklearn", "joblib"))),
+             "OfflineScorer", joblib_only, {}, {"model.joblib": dir_size(joblib_only / offline.MODEL_FILE)},
+             ("numpy", "scikit-learn", "joblib")),
         ]
         if args.transformer.exists() and all(importlib.util.find_spec(m) for m in ("onnxruntime", "tokenizers")):
-            entries.append(("offline-transformer (MiniLM, onnxruntime)", "tokenomics.adapters.scorers.transformer",
-                            "TransformerScorer", args.transformer,
-                            dir_size(args.transformer) + sum(package_size(p) for p in ("numpy", "onnxruntime", "tokenizers"))))
+            files = {"minilm": dir_size(args.transformer)}
+            entries += [
+                ("MiniLM alone (onnxruntime, weight 1.0)", "tokenomics.adapters.scorers.transformer",
+                 "TransformerScorer", args.transformer, {"weight": 1.0}, files, ("numpy", "onnxruntime", "tokenizers")),
+                ("offline-transformer (blend: TF-IDF + MiniLM, weight from the card)",
+                 "tokenomics.adapters.scorers.transformer", "TransformerScorer", args.transformer, {},
+                 files | {"model.npz": dir_size(npz)}, ("numpy", "onnxruntime", "tokenizers")),
+            ]
         elif args.transformer.exists():
             print("offline-transformer skipped: install the 'transformer' extra (onnxruntime, tokenizers)", file=sys.stderr)
-        for label, module, cls, model_dir, size in entries:
+        for label, module, cls, model_dir, kwargs, files, libraries in entries:
             print(f"{label} ...", file=sys.stderr)
-            scorer = getattr(importlib.import_module(module), cls)(model_dir)
             t0 = time.perf_counter()
+            scorer = getattr(importlib.import_module(module), cls)(model_dir, **kwargs)
             scorer.predict_proba(["warm-up"])
             row = {"model_dir": str(model_dir), "load_seconds_in_process": round(time.perf_counter() - t0, 3)}
+            if hasattr(scorer, "weight"):
+                row["transformer_weight"] = scorer.weight
             row |= evaluate(scorer, texts, truth)
-            row["cold_start_two_headlines"] = cold(COLD.format(src=src, module=module, cls=cls, model_dir=str(model_dir)),
-                                                   args.rounds)
-            row["install_mb"] = round(size / 1e6, 1)
+            row["cold_start_two_headlines"] = cold(COLD.format(src=src, module=module, cls=cls, model_dir=str(model_dir),
+                                                               kwargs=kwargs), args.rounds)
+            libs = dist_closure(libraries)
+            row["install_mb"] = round((sum(files.values()) + sum(libs.values())) / 1e6, 1)
+            row["install_detail_mb"] = {k: round(v / 1e6, 1) for k, v in (files | libs).items() if v >= 5e5}
             out["scorers"][label] = row
     print(json.dumps(out, indent=2))
 

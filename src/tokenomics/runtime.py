@@ -278,6 +278,14 @@ class Runtime:
             (key,) = keys.require("gemini")
             # no now=: the scorer's budgets count the real UTC day, whatever the sim clock says
             return GeminiScorer(self.settings.sentiment, self.store, key)
+        if self.settings.sentiment.provider == "offline-transformer":
+            from tokenomics.adapters.scorers import transformer
+
+            s = self.settings.sentiment
+            transformer.require_extra()  # exit 2 naming the extra, before any work (cheap: no import)
+            model_dir = Path(s.transformer_dir) if s.transformer_dir else transformer.MODEL_DIR
+            transformer.require_model(model_dir)  # exit 2 naming the training command
+            return transformer.TransformerScorer(model_dir, s.model_dir, s.transformer_weight)
         from tokenomics.adapters.scorers.offline import OfflineScorer
 
         return OfflineScorer(self.settings.sentiment.model_dir)

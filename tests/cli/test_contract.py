@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import REPO
 
 HEAVY = ("sklearn", "pandas", "numpy", "polars", "sqlite_utils", "alpaca", "google.genai", "ccxt", "skfolio",
-         "exchange_calendars", "joblib", "optuna", "ray", "sqlalchemy")
+         "exchange_calendars", "joblib", "optuna", "ray", "sqlalchemy", "onnxruntime", "tokenizers")
 
 
 def test_help_imports_no_heavy_library():

@@ -78,7 +78,7 @@ def doctor(ctx: typer.Context) -> None:
         rt.scorer.predict_proba(["Company raises full-year guidance"])
         return f"{rt.scorer.name} scorer loaded"
 
-    if s.sentiment.provider == "offline":
+    if s.sentiment.provider in ("offline", "offline-transformer"):
         checks.append(_check("scorer", model))
     if s.mode != "sim":
         from tokenomics.adapters.health import provider_checks

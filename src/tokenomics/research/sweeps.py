@@ -98,11 +98,16 @@ def make_snapshot(rt, strategy: str, combos: list[dict]) -> dict:
         for name in sorted(names):
             files.update(_files_of(ml.model_path(s.ml.models_dir, name), f"models/{name}"))
         settings["ml"]["models_dir"] = "models"  # relative: resolved against the worker's directory
-    if strategy == "sentiment" and s.sentiment.provider == "offline":
+    if strategy == "sentiment" and s.sentiment.provider in ("offline", "offline-transformer"):
         from tokenomics.adapters.scorers.offline import MODEL_DIR
 
         files.update(_files_of(Path(s.sentiment.model_dir or MODEL_DIR), "scorer"))
         settings["sentiment"]["model_dir"] = "scorer"
+    if strategy == "sentiment" and s.sentiment.provider == "offline-transformer":
+        from tokenomics.adapters.scorers import transformer
+
+        files.update(_files_of(Path(s.sentiment.transformer_dir or transformer.MODEL_DIR), "transformer"))
+        settings["sentiment"]["transformer_dir"] = "transformer"
     digest = hashlib.sha256(data)
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for k in sorted(files):
@@ -128,7 +133,7 @@ def unpack(snap: dict) -> Path:
         (home / rel).parent.mkdir(parents=True, exist_ok=True)
         (home / rel).write_bytes(blob)
     settings = json.loads(json.dumps(snap["settings"]))
-    for section, key in (("ml", "models_dir"), ("sentiment", "model_dir")):
+    for section, key in (("ml", "models_dir"), ("sentiment", "model_dir"), ("sentiment", "transformer_dir")):
         value = settings[section].get(key)
         if value and not Path(value).is_absolute() and (home / value).exists():
             settings[section][key] = str(home / value)
