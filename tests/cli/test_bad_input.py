@@ -309,7 +309,7 @@ CORPUS = [
     ("train --name ..", ["train", "--name", "..", "--force"], None, {}, 2, ["'..'", "not a model name"]),
     ("train --name ''", ["train", "--name", "", "--force"], None, {}, 2, ["''", "not a model name"]),
     ("backtest --grid fast=a,b", ["backtest", "--strategy", "sma", "--grid", "fast=a,b"], None, {}, 2,
-     ["--grid", "fast=a"]),
+     ["--grid", "fast=a", "fast must be a whole number"]),
     ("backtest --report to an unwritable path", ["backtest", "--report", "afile/report.html"], None, {}, 2,
      ["--report", "afile/report.html", "cannot write", "afile is a file"]),
     ("rebalance --plot to an unwritable path", ["rebalance", "--plot", "afile/weights.png"], None, {}, 2,

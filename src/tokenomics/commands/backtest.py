@@ -21,10 +21,11 @@ def _check_grid(rt, combos: list[dict]) -> None:
         for key in ("fast", "slow"):
             value = combo.get(key)
             if key in combo and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise UsageProblem(f"--grid {key}={value}: a whole number of bars >= 1", hint="--grid fast=5,10")
+                raise UsageProblem(f"--grid {key}={value}: {key} must be a whole number of bars >= 1",
+                                  hint="--grid fast=5,10")
         for key in ("symbol", "model"):
             if key in combo and not isinstance(combo[key], str):
-                raise UsageProblem(f"--grid {key}={combo[key]}: a name", hint=f"--grid {key}=...")
+                raise UsageProblem(f"--grid {key}={combo[key]}: {key} must be a name", hint=f"--grid {key}=...")
         replay.apply_overrides(rt.settings, {k: v for k, v in combo.items() if "." in k})
 
 
