@@ -141,3 +141,29 @@ def test_train_and_backtest_show_progress_on_a_terminal_and_not_in_a_pipe(cli):
     assert "grid: 2 combinations" in err, err
     piped = cli("train", "--name", "m2", "--folds", "2", "--param", "n_estimators=5", "--param", "n_jobs=1")
     assert piped.returncode == 0 and "folds" not in piped.stderr  # a pipe or a log file gets no bar
+
+
+def test_a_store_with_bars_under_another_spelling_is_brought_to_one_timeframe(cli):
+    """Bars stored as 60m by an earlier version are found as 1h (a migration respells them once)."""
+    import sqlite3
+
+    rows = ["ts,open,high,low,close"] + [f"2017-01-{1 + i // 24:02d}T{i % 24:02d}:00:00Z,{1000 + i},{1001 + i},"
+                                         f"{999 + i},{1000.5 + i}" for i in range(200)]
+    (cli.cwd / "x.csv").write_text("\n".join(rows) + "\n")
+    assert cli.json("fetch-bars", "--source", "file", "--file", "x.csv", "--symbol", "X", "-t", "1h")["new"] == 200
+    conn = sqlite3.connect(cli.cwd / "store.db")
+    with conn:  # as an earlier version wrote them: 60m, and 1d bars as 24h; the schema one version back
+        conn.execute("UPDATE bars SET timeframe = '60m'")
+        conn.execute("INSERT INTO bars(source, symbol, timeframe, ts, open, high, low, close) "
+                     "SELECT source, 'Y', '24h', ts, open, high, low, close FROM bars WHERE ts LIKE '%T00:00:00%'")
+        conn.execute("UPDATE meta SET value = value - 1 WHERE key = 'schema_version'")
+    conn.close()
+    doc = cli.json("risk", "--symbol", "X", "--source", "file", "--timeframe", "60m")
+    assert doc["timeframe"] == "1h" and doc["observations"] == 199
+    assert cli.json("fetch-bars", "--source", "file", "--file", "x.csv", "--symbol", "X", "-t", "1h")["new"] == 0
+    conn = sqlite3.connect(cli.cwd / "store.db")
+    try:
+        assert dict(conn.execute("SELECT timeframe, COUNT(*) FROM bars GROUP BY timeframe").fetchall()) == {
+            "1h": 200, "1d": 9}
+    finally:
+        conn.close()
