@@ -595,9 +595,11 @@ def cutoff_warning(settings: Any, strategy: str, start: datetime) -> str | None:
     return None
 
 
-def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any, scorer: Any | None = None) -> dict:
+def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any, scorer: Any | None = None,
+              batch: bool = True) -> dict:
     """Replay [first, last] through `run`'s tick and the strategy's steps on a fresh store; return
-    trades, equity, metrics."""
+    trades, equity, metrics. The model strategy predicts every bar of the window in one batch first
+    (`batch`; without it, each step computes its features and predicts, as `run` does)."""
     import threading
 
     from tokenomics.config import LogSettings
@@ -650,11 +652,16 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
         settings = settings.model_copy(update={"logs": LogSettings(dir=Path(tmp) / "logs",
                                                                    level=settings.logs.level)})
         rep = ReplayRuntime(rt, settings, Path(tmp) / "replay.db", bars, cached, clock, calendar)
+        if w.stored:
+            rep.model_bars = (source, tf)  # the model predicts on the replayed bars
         try:
             rep.start_at(w.first)
             if model or w.stored:  # features and volatility read these, each bounded by the replay's now
                 warmup = max(ml.LOOKBACK_BARS if model else 0, settings.sizing.vol_lookback_bars + 1)
                 copy_bars(rt.store, rep.store, source, tf, symbols, warmup, t0, t1)
+            if model and batch:
+                rep.predictions = ml.Predictions(ml.load_model(ml.model_path(settings.ml.models_dir, model)),
+                                                 rep.store, source, tf, symbols)
             start_equity = account.mark_to_market(rep)["equity"]
             stop = threading.Event()
             steps = steps_for(rep, strategy, model)
@@ -728,7 +735,7 @@ def check_strategy(strategy: str) -> None:
 
 
 def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: Any | None = None,
-                 curves: bool = True, reuse_bars: bool = False) -> dict:
+                 curves: bool = True, reuse_bars: bool = False, batch: bool = True) -> dict:
     """One backtest. Dotted params (`broker.fee_bps`) override settings; plain ones are the strategy's.
     Without `curves` the equity and benchmark curves are left out (sweeps)."""
     check_strategy(strategy)
@@ -737,7 +744,7 @@ def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: An
     if strategy == "sma":
         out = run_sma(rt, w, own, settings, curves, reuse_bars)
     else:
-        out = run_chain(rt, strategy, w, own, settings, scorer)
+        out = run_chain(rt, strategy, w, own, settings, scorer, batch)
         if not curves:
             out.pop("equity", None)
             out.pop("benchmark_equity", None)

@@ -1,11 +1,13 @@
 """Training, model storage and model signals over the store's bars.
 
-A model lives in <ml.models_dir>/<name>/: model.joblib (the fitted scikit-learn pipeline) and
+A model lives in <ml.models_dir>/<name>/: model.joblib (the fitted scikit-learn pipeline), model.npz
+(its numpy export, what predicting loads when the pipeline is a tree model: see research/forest.py) and
 model_card.json (what it was trained on, how, and how well it did out of sample).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import importlib
 import json
@@ -25,7 +27,8 @@ from tokenomics.core import ml as core
 from tokenomics.core.bars import canonical_timeframe, minutes_timeframe, timeframe_seconds
 from tokenomics.core.errors import UsageProblem
 from tokenomics.logs import progress
-from tokenomics.store import Store, iso
+from tokenomics.research import forest
+from tokenomics.store import Store, iso, parse_ts
 
 SHIPPED = Path(__file__).resolve().parents[3] / "trained_models"
 CARD = "model_card.json"
@@ -74,6 +77,7 @@ def save_model(models_dir: Path, name: str, pipe: Any, card: dict[str, Any], for
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.new-", dir=models_dir))
     try:
         joblib.dump(pipe, tmp / PIPELINE, compress=3)
+        forest.save(pipe, tmp / forest.NUMPY_FILE, tmp / PIPELINE)  # what predicting loads, without sklearn
         (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
         old = None
         if target.exists():
@@ -349,16 +353,18 @@ def list_models(models_dir: Path) -> list[dict[str, Any]]:
 
 class Model:
     def __init__(self, path: Path):
-        import joblib
-
         self.path = path
         self.card = json.loads((path / CARD).read_text())
         self.name = self.card["name"]
         self.features: list[str] = self.card["features"]
-        self.pipe = joblib.load(path / PIPELINE)
-        for _, step in getattr(self.pipe, "steps", []):  # one row at a time: worker threads only cost time
-            if getattr(step, "n_jobs", None) not in (None, 1):
-                step.n_jobs = 1
+        self.pipe = forest.load(path / forest.NUMPY_FILE, path / PIPELINE)  # the numpy export of this pickle
+        if self.pipe is None:
+            import joblib
+
+            self.pipe = joblib.load(path / PIPELINE)
+            for _, step in getattr(self.pipe, "steps", []):  # one row at a time: worker threads only cost time
+                if getattr(step, "n_jobs", None) not in (None, 1):
+                    step.n_jobs = 1
 
     def check_features(self, features: list[str]) -> None:
         """Refuse to predict on a feature set other than the one the model was trained on."""
@@ -387,27 +393,88 @@ class Model:
 
 
 LOOKBACK_BARS = F.WARMUP + 200  # closed bars read per symbol to compute the newest bar's features
-_LOADED: dict[tuple[str, int], Model] = {}
+_LOADED: dict[tuple[str, int, int | None], Model] = {}
 
 
 def load_model(path: Path) -> Model:
     """A model, loaded once per process and again only when its pipeline file changes (a loop or a
     backtest predicts every tick)."""
-    key = (str(path), (path / PIPELINE).stat().st_mtime_ns)
+    npz = path / forest.NUMPY_FILE
+    key = (str(path), (path / PIPELINE).stat().st_mtime_ns, npz.stat().st_mtime_ns if npz.exists() else None)
     if key not in _LOADED:
         _LOADED[key] = Model(path)
     return _LOADED[key]
 
 
+class Predictions:
+    """P(up) of every bar of a replay's symbols, computed once before the replay: each symbol's
+    features over all its bars (causal: a bar's row reads only the bars up to it) and one batched
+    predict. The per-step path computes the same row from the last LOOKBACK_BARS bars; the recursive
+    features' dependence on where their window starts has faded far below what a decision sees
+    (the tests compare the two backtests' signals, orders and equity)."""
+
+    def __init__(self, model: Model, store: Store, source: str, timeframe: str, symbols: list[str]):
+        from tokenomics.research import bars as bars_mod
+
+        self.name = model.name
+        self.table: dict[str, tuple[list[float], list[datetime], np.ndarray]] = {}
+        need = F.WARMUP + 35  # bars up to a bar for its features (as the per-step path asks)
+        xs, spans = [], []
+        for sym in symbols:
+            df = bars_mod.load_frame(store, source, sym, timeframe)
+            if df.height < need:  # none of its bars is predicted on
+                self.table[sym] = ([t.timestamp() for t in df["ts"].to_list()], [], np.empty(0))
+                continue
+            feats = frame_features(df, model.features)  # its rows: bars WARMUP, WARMUP + 1, ...
+            model.check_features([c for c in feats.columns if c not in ("ts", "close")])
+            x = feats.select(model.features).to_numpy().astype(float)[need - 1 - F.WARMUP:]
+            xs.append(x)
+            spans.append((sym, df["ts"].to_list()))
+        if not xs:
+            return
+        x = np.vstack(xs)
+        ok = ~np.isnan(x).any(axis=1)
+        proba = np.full(len(x), np.nan)
+        if ok.any():
+            proba[ok] = positive_proba(model.pipe, x[ok])
+        at = 0
+        for sym, ts in spans:
+            k = len(ts) - (need - 1)  # bars with a prediction: from the need-th on
+            self.table[sym] = ([t.timestamp() for t in ts], ts, np.concatenate([np.full(need - 1, np.nan),
+                                                                                proba[at:at + k]]))
+            at += k
+
+    SKIP = ("skip",)  # too few bars up to then: the symbol is not predicted on
+
+    def latest(self, symbol: str, until: datetime) -> "tuple[datetime, float] | tuple[str] | None":
+        """(open time, P(up)) of the symbol's newest bar at or before `until`; SKIP when it has fewer
+        bars than the features need; None when the table cannot say (a symbol it does not hold, a NaN
+        feature): the per-step path then decides, as it always did."""
+        row = self.table.get(symbol)
+        if row is None:
+            return None
+        epochs, ts, proba = row
+        i = bisect.bisect_right(epochs, until.timestamp()) - 1
+        if i + 1 < F.WARMUP + 35:
+            return self.SKIP
+        if np.isnan(proba[i]):
+            return None
+        return ts[i], float(proba[i])
+
+
 def model_signals(rt, name: str) -> dict[str, Any]:
-    """Predict on each symbol's latest stored bar; write a buy signal (strength = probability) or a skip."""
+    """Predict on each symbol's latest stored bar; write a buy signal (strength = probability) or a skip.
+    A bar already predicted on is read back from its signal, not recomputed; a replay with precomputed
+    `predictions` looks its bars up."""
     from tokenomics.research import bars as bars_mod
 
     s = rt.settings
     st = rt.store
     model = load_model(model_path(s.ml.models_dir, name))
     card = model.card
-    source, tf = card["source"], canonical_timeframe(card["timeframe"])  # a card of 60m reads 1h bars
+    # the bars it was trained on (a card of 60m reads 1h bars); a replay over stored bars predicts on the
+    # replayed ones (scale-free features)
+    source, tf = getattr(rt, "model_bars", None) or (card["source"], canonical_timeframe(card["timeframe"]))
     tf_s = timeframe_seconds(tf)
     now = rt.now()
     if source == "sim" and rt.mode == "sim" and tf == minutes_timeframe(s.sim.step_minutes):
@@ -419,20 +486,41 @@ def model_signals(rt, name: str) -> dict[str, Any]:
         "UNION SELECT symbol FROM orders WHERE intent = 'entry' AND status NOT IN "
         "('filled', 'rejected', 'canceled', 'expired')")}
     made, skipped, rows = [], 0, []
-    latest = []  # (symbol, bar open time, features) of the symbols with enough closed bars
+    until = now - timedelta(seconds=tf_s)
+    pre = getattr(rt, "predictions", None)
+    pre = pre if pre is not None and pre.name == name else None
+    latest: list[list] = []  # [symbol, bar open time, P(up) (None: read its signal), features to predict on]
     for sym in symbols:
-        df = bars_mod.load_frame(st, source, sym, tf, until=now - timedelta(seconds=tf_s), limit=LOOKBACK_BARS)
+        hit = pre.latest(sym, until) if pre is not None else None
+        if hit is Predictions.SKIP:
+            continue
+        if hit is not None:
+            latest.append([sym, hit[0], hit[1], None])
+            continue
+        newest = st.scalar("SELECT MAX(ts) FROM bars WHERE source = ? AND symbol = ? AND timeframe = ? AND ts <= ?",
+                           [source, sym, tf, until.isoformat()])
+        if newest and st.scalar("SELECT 1 FROM signals WHERE id = ?", [f"model:{name}:{sym}:{iso(parse_ts(newest))}"]):
+            latest.append([sym, parse_ts(newest), None, None])  # predicted on already: its signal says what
+            continue
+        df = bars_mod.load_frame(st, source, sym, tf, until=until, limit=LOOKBACK_BARS)
         if df.height >= F.WARMUP + 35:
-            latest.append((sym, *model.latest_features(df)))
-    probas = positive_proba(model.pipe, np.vstack([x for *_, x in latest])) if latest else []
-    for (sym, bar_ts, _), p in zip(latest, probas):
-        p = float(p)
+            bar_ts, x = model.latest_features(df)
+            latest.append([sym, bar_ts, None, x])
+    todo = [r for r in latest if r[3] is not None]
+    if todo:  # one predict for the symbols with a new bar
+        for r, p in zip(todo, positive_proba(model.pipe, np.vstack([r[3] for r in todo]))):
+            r[2] = float(p)
+    for sym, bar_ts, p, x in latest:
+        sid = f"model:{name}:{sym}:{iso(bar_ts)}"
+        if p is None:  # (x is None too: a bar predicted on before)
+            row = st.one("SELECT * FROM signals WHERE id = ?", [sid])
+            rows.append({**row, "bar_ts": iso(bar_ts), "already_recorded": True})
+            continue
         bar_close = bar_ts + timedelta(seconds=tf_s)
         stale = now - bar_close > timedelta(seconds=tf_s * s.ml.max_bar_age_bars)
         d = core.decide_model_entry(
             probability=p, min_probability=s.ml.min_probability, held=sym in held, pending=sym in pending,
             open_slots=s.risk.max_open_positions - len(held | pending), tradable=rt.tradable(sym, now), stale=stale)
-        sid = f"model:{name}:{sym}:{iso(bar_ts)}"
         row = {
             "id": sid, "symbol": sym, "side": "buy", "source": "model", "strength": round(p, 6),
             "reason": f"{name}: P(up over {card['label']['horizon_bars']} bars) = {p:.3f}", "ref": name,

@@ -81,7 +81,7 @@ def symbol_closes(rt: Runtime, symbol: str, timeframe: str, lookback: int,
     if (src in (None, "sim") and rt.mode == "sim" and timeframe == sim_timeframe(rt)
             and symbol in rt.settings.universe.symbols):
         step = rt.sim_step()
-        bars = [b for b in rt.world.bars(max(step - lookback * 3, 1), step) if b["symbol"] == symbol]
+        bars = rt.world.bars(max(step - lookback * 3, 1), step, (symbol,))
         return {b["ts"]: b["close"] for b in bars[-lookback:]}
     return {}
 

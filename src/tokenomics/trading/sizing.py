@@ -36,7 +36,7 @@ def recent_bars(rt: Runtime, symbol: str, n: int) -> tuple[str, list[dict]]:
     if rt.mode != "sim" or symbol not in rt.settings.universe.symbols:
         return tf, []
     step = rt.sim_step()
-    bars = [b for b in rt.world.bars(max(step - 3 * n, 1), step) if b["symbol"] == symbol]
+    bars = rt.world.bars(max(step - 3 * n, 1), step, (symbol,))
     return tf, bars[-n:]
 
 
