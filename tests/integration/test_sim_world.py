@@ -87,7 +87,7 @@ def test_bars_are_keyed_by_open_time_and_consistent(calendar):
     assert bars
     for b in bars:
         assert b["low"] <= min(b["open"], b["close"]) <= max(b["open"], b["close"]) <= b["high"]
-        assert b["timeframe"] == "60m"
+        assert b["timeframe"] == "1h"
     btc = [b for b in bars if b["symbol"] == "BTC/USD"]
     assert btc[0]["ts"] == w.time_of(599).isoformat(timespec="seconds")
     assert btc[-1]["close"] == w.price("BTC/USD", 620)

@@ -27,6 +27,7 @@ import numpy as np
 
 from tokenomics.adapters.calendar import MarketCalendar
 from tokenomics.config import Settings
+from tokenomics.core.bars import minutes_timeframe
 from tokenomics.core.models import Article
 from tokenomics.store import Store, StoreError, iso, utcnow
 
@@ -297,7 +298,7 @@ class SimWorld:
         closes, trading = self._rows(first - 1, last)  # row r: step first - 1 + r
         which = [(i, sym) for i, sym in enumerate(self.symbols) if symbols is None or sym in symbols]
         out = []
-        tf = f"{self.cfg.step_minutes}m"
+        tf = minutes_timeframe(self.cfg.step_minutes)
         for k in range(first, last + 1):
             blk = self._block(k // BLOCK)
             r = k - first + 1

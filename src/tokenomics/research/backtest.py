@@ -32,10 +32,11 @@ from typing import Any
 import numpy as np
 
 from tokenomics.core import backtest as bt
-from tokenomics.core.bars import timeframe_seconds
+from tokenomics.core.bars import canonical_timeframe, minutes_timeframe, timeframe_seconds
 from tokenomics.core.errors import UsageProblem
 from tokenomics.core.models import Article, Score
 from tokenomics.core.money import lot_size
+from tokenomics.logs import progress
 from tokenomics.research import bars as bars_mod
 from tokenomics.runtime import SIM_CLOCK, Options, Runtime
 from tokenomics.store import Store, iso, parse_ts, utcnow
@@ -47,7 +48,7 @@ CACHE_PREFIX = "score:"
 
 # --- history in the main store ---------------------------------------------------------------
 def timeframe(rt: Runtime) -> str:
-    return f"{rt.settings.sim.step_minutes}m"
+    return minutes_timeframe(rt.settings.sim.step_minutes)
 
 
 def epoch_seconds(texts: Any) -> np.ndarray:
@@ -368,7 +369,7 @@ def resolve_source(rt: Runtime, source: str | None, tf: str | None,
             raise UsageProblem(f"{source} bars are stored in several timeframes ({', '.join(sorted(tfs))}): "
                                "give --timeframe")
     try:
-        timeframe_seconds(tf)
+        tf = canonical_timeframe(tf)  # 60m and 1h: one timeframe
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     stored = [r["symbol"] for r in st.all("SELECT DISTINCT symbol FROM bars WHERE source = ? AND timeframe = ? "
@@ -615,7 +616,7 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
                                "such as ml.min_probability or exits.stop_loss_pct")
         model = params.get("model") or settings.ml.model
         card = ml.load_model(ml.model_path(settings.ml.models_dir, model)).card
-        source, tf = card["source"], card["timeframe"]
+        source, tf = card["source"], canonical_timeframe(card["timeframe"])
     elif params:
         raise UsageProblem(f"sentiment: unknown parameter(s) {sorted(params)}; use dotted settings keys "
                            "such as sentiment.min_conviction or exits.stop_loss_pct")
@@ -664,8 +665,10 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
             start_equity = account.mark_to_market(rep)["equity"]
             stop = threading.Event()
             steps = steps_for(rep, strategy, model)
-            for n in range(1, w.last - w.first + 1):
-                tick(rep, n, stop, steps)
+            with progress(f"backtest {strategy}", w.last - w.first) as advance:
+                for n in range(1, w.last - w.first + 1):
+                    tick(rep, n, stop, steps)
+                    advance(1)
             out = collect(rep, start_equity, bars, symbols, tf if w.stored else None)
         finally:
             rep.close()

@@ -24,8 +24,9 @@ import numpy as np
 
 from tokenomics.core import features as F
 from tokenomics.core import ml as core
-from tokenomics.core.bars import timeframe_seconds
+from tokenomics.core.bars import canonical_timeframe, minutes_timeframe, timeframe_seconds
 from tokenomics.core.errors import UsageProblem
+from tokenomics.logs import progress
 from tokenomics.research import forest
 from tokenomics.store import Store, iso, parse_ts
 
@@ -236,11 +237,21 @@ def versions() -> dict[str, str]:
 
 
 def cross_validate(data: dict[str, Any], *, classifier: str, params: dict[str, Any], cv: str, folds: int,
-                   horizon: int, embargo: int, min_probability: float, cost_rate: float) -> list[dict[str, Any]]:
+                   horizon: int, embargo: int, min_probability: float, cost_rate: float,
+                   label: str = "train: folds") -> list[dict[str, Any]]:
     """Out-of-sample metrics of each time-series fold (no shuffling) of `dataset(...)`'s rows."""
     splits = core.time_splits(data["ts"], data["label_end"], data["group"], cv, folds, embargo)
     fold_rows = []
+    with progress(label, len(splits)) as advance:
+        fold_rows = _folds(data, splits, classifier, params, horizon, min_probability, cost_rate, advance)
+    return fold_rows
+
+
+def _folds(data: dict[str, Any], splits: list, classifier: str, params: dict[str, Any], horizon: int,
+           min_probability: float, cost_rate: float, advance: Any) -> list[dict[str, Any]]:
+    fold_rows = []
     for i, (tr, te) in enumerate(splits):
+        advance(1)
         ytr = data["y"][tr]
         if len(set(ytr.tolist())) < 2 or not len(te):
             continue
@@ -262,6 +273,21 @@ def mean_metrics(fold_rows: list[dict[str, Any]]) -> dict[str, float]:
             for k in MEAN_KEYS if any(f[k] is not None for f in fold_rows)}
 
 
+MIN_FOLD_BARS = 50  # a test block of fewer bars gives metrics that are mostly noise
+
+
+def check_folds(data: dict[str, Any], cv: str, folds: int) -> None:
+    """Exit 2 when the data cannot fill the folds: each test block (walk-forward cuts time in folds + 1
+    blocks, purged in folds) must hold at least MIN_FOLD_BARS bar times."""
+    blocks = folds + 1 if cv == "walk-forward" else folds
+    times = len(np.unique(data["ts"]))
+    if times < MIN_FOLD_BARS * blocks:
+        raise UsageProblem(
+            f"too little data to train with --folds {folds} ({cv}): {times} labelled bars make folds of "
+            f"{times // blocks} bars; need at least {MIN_FOLD_BARS} bars per fold, {MIN_FOLD_BARS * blocks} in all",
+            hint=f"fetch more bars or use fewer --folds (at most {max(times // MIN_FOLD_BARS - (cv == 'walk-forward'), 0)})")
+
+
 def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe: str, features: list[str],
           classifier: str, params: dict[str, Any], horizon: int, threshold_pct: float, cv: str, folds: int,
           embargo: int, min_probability: float, cost_rate: float, models_dir: Path, now: datetime,
@@ -269,8 +295,10 @@ def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe
     """Cross-validate (no shuffling), fit on everything, save pipeline and card; return the card."""
     check_target(models_dir, name, force)
     data = dataset(store, source, symbols, timeframe, features, horizon, threshold_pct)
+    check_folds(data, cv, folds)
     fold_rows = cross_validate(data, classifier=classifier, params=params, cv=cv, folds=folds, horizon=horizon,
-                               embargo=embargo, min_probability=min_probability, cost_rate=cost_rate)
+                               embargo=embargo, min_probability=min_probability, cost_rate=cost_rate,
+                               label=f"train {name}: folds")
     if len(set(data["y"].tolist())) < 2:
         raise UsageProblem("every label is the same class: change ml.horizon or ml.threshold_pct")
     pipe = make_pipeline(classifier, params).fit(data["x"], data["y"])
@@ -444,11 +472,12 @@ def model_signals(rt, name: str) -> dict[str, Any]:
     st = rt.store
     model = load_model(model_path(s.ml.models_dir, name))
     card = model.card
-    # the bars it was trained on; a replay over stored bars predicts on the replayed ones (scale-free features)
-    source, tf = getattr(rt, "model_bars", None) or (card["source"], card["timeframe"])
+    # the bars it was trained on (a card of 60m reads 1h bars); a replay over stored bars predicts on the
+    # replayed ones (scale-free features)
+    source, tf = getattr(rt, "model_bars", None) or (card["source"], canonical_timeframe(card["timeframe"]))
     tf_s = timeframe_seconds(tf)
     now = rt.now()
-    if source == "sim" and rt.mode == "sim" and tf == f"{s.sim.step_minutes}m":
+    if source == "sim" and rt.mode == "sim" and tf == minutes_timeframe(s.sim.step_minutes):
         bars_mod.sync_sim_bars(rt, bars_mod.sim_steps_for(LOOKBACK_BARS))  # closed bars up to now
     symbols = [sym for sym in bars_mod.stored_symbols(st, source, tf) if sym in s.universe.symbols]
     held = {p["symbol"] for p in st.positions()}
