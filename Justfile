@@ -33,6 +33,7 @@ backtests steps="200":
 
 # One tick of the chain, for cron: */5 * * * * cd /path/to/tokenomics && just cron
 cron:
+    mkdir -p logs
     tokenomics run --once --json >> logs/cron.jsonl
 
 # The same chain as separate commands (what `run --once` does), e.g. to insert your own step.

@@ -24,14 +24,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch-news": ("fetch_news", "Fetch new articles from the configured news provider into the store."),
     "score": ("score", "Score pending articles per symbol: sentiment and a 0-100 conviction."),
     "signal": ("signal", "Turn new scores into entry signals (threshold, capacity, market hours)."),
-    "size": ("size", "Size new signals (fixed range) and pass them through the pre-trade risk gate."),
+    "size": ("size", "Size new signals (fixed, kelly, vol-target or adaptive); pass them through the risk gate."),
     "trade": ("trade", "Send orders for sized signals; idempotent, under the trading lock."),
     "check-exits": ("check_exits", "Close positions on stop-loss, take-profit, max hold or bearish news."),
     "run": ("run", "Run the whole chain once (--once, for cron) or on every tick (--loop)."),
-    "fetch-bars": ("fetch_bars", "Fetch OHLCV bars (sim, CSV/Parquet file, ccxt exchange) into the store."),
+    "fetch-bars": ("fetch_bars", "Fetch OHLCV bars (sim, a CSV/Parquet file, a ccxt exchange, alpaca) into the store."),
     "train": ("train", "Train a price model on stored bars (time-series CV, no shuffle); save it with a model card."),
     "models": ("models", "List trained models with their data, features and out-of-sample metrics."),
-    "risk": ("risk", "Risk metrics of the account (or --symbols) with --plot; `risk resume` lifts a drawdown halt."),
+    "risk": ("risk", "Risk metrics of the account (or --symbol bars) with --plot; `risk resume` lifts a drawdown halt."),
     "explain": ("explain", "The chain behind a trade (order id, signal id or symbol): news, score, size, gate, fills."),
     "backtest": ("backtest", "Replay history through the same chain (or the SMA reference); metrics, report, grids."),
     "optimize": ("optimize", "Search strategy parameters with Optuna (seeded TPE); resumable study, holdout, Ray."),
@@ -41,6 +41,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "notify": ("notify", "The notification targets (notify.urls) and events; --test sends a test message."),
 }
 
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+GLOBAL_HELP = ("Global options (before or after the command): --config PATH, --db PATH, --json, --jsonl, "
+               "--mode sim|paper|live, --live, -v/--verbose; see `tokenomics -h`.")
 GLOBAL_FLAGS = {"--json", "--jsonl", "--live", "-v", "--verbose", "-vv"}
 GLOBAL_VALUED = {"--config", "--db", "--mode"}
 
@@ -61,6 +64,11 @@ class LazyGroup(TyperGroup):
         cmd.name = cmd_name
         # shell completion belongs to `tokenomics` itself, not to each subcommand's own Typer app
         cmd.params = [p for p in cmd.params if p.name not in ("install_completion", "show_completion")]
+        # one help style (the top level's plain one: a flag shows no `<bool>`), -h too, and the global options
+        for c in [cmd, *getattr(cmd, "commands", {}).values()]:  # `risk resume` too
+            c.rich_markup_mode = None
+            c.context_settings = {**(c.context_settings or {}), **CONTEXT}
+            c.epilog = GLOBAL_HELP
         return cmd
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
@@ -91,7 +99,8 @@ app = typer.Typer(
     cls=LazyGroup,
     rich_markup_mode=None,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings=CONTEXT,
     help="tokenomics: read the news, score it, size under hard risk limits, trade, and backtest.\n\n"
     "Every command prints JSON on stdout when piped (or with --json) and a table in a terminal. "
     "Exit codes: 0 done, 1 runtime failure, 2 bad usage or config, 3 refused by a risk rule.",

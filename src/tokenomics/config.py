@@ -241,10 +241,9 @@ class BarsSettings(Section):
     @field_validator("timeframe")
     @classmethod
     def _tf(cls, v: str) -> str:
-        from tokenomics.core.bars import timeframe_seconds
+        from tokenomics.core.bars import canonical_timeframe
 
-        timeframe_seconds(v)
-        return v
+        return canonical_timeframe(v)  # 60m and 1h: one timeframe
 
     @field_validator("since")
     @classmethod

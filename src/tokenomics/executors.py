@@ -16,7 +16,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -74,9 +75,15 @@ class InlineExecutor:
     workers = 1
 
     def map(self, fn: Callable[..., Any], jobs: Iterable[Any], shared: Any = None) -> list[Any]:
-        if shared is None:
-            return [fn(j) for j in jobs]
-        return [fn(j, shared) for j in jobs]
+        from tokenomics.logs import progress
+
+        jobs = list(jobs)
+        out = []
+        with progress(f"grid: {len(jobs)} combinations", len(jobs)) if len(jobs) > 1 else _silent() as advance:
+            for j in jobs:
+                out.append(fn(j) if shared is None else fn(j, shared))
+                advance(1)
+        return out
 
     def close(self) -> None:
         pass
@@ -92,6 +99,11 @@ def _set_shared(value: Any) -> None:
 
 def _call_with_shared(fn: Callable[..., Any], job: Any) -> Any:
     return fn(job, _SHARED)
+
+
+@contextmanager
+def _silent() -> Iterator[Callable[[int], None]]:
+    yield lambda n: None
 
 
 class LocalProcessExecutor:
@@ -115,8 +127,15 @@ class LocalProcessExecutor:
         if shared is not None:
             kw = {"initializer": _set_shared, "initargs": (shared,)}
             fn = functools.partial(_call_with_shared, fn)
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)), mp_context=ctx, **kw) as pool:
-            return list(pool.map(fn, jobs))
+        from tokenomics.logs import progress
+
+        out = []
+        with ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)), mp_context=ctx, **kw) as pool, \
+                progress(f"grid: {len(jobs)} combinations", len(jobs)) as advance:
+            for result in pool.map(fn, jobs):  # in the order of the jobs
+                out.append(result)
+                advance(1)
+        return out
 
     def close(self) -> None:
         pass

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -101,3 +103,31 @@ def setup_logging(log_dir: Path, level: str = "INFO", verbose: int = 0, output: 
 app_log = logging.getLogger("tokenomics")
 trades_log = logging.getLogger("tokenomics.trades")
 decisions_log = logging.getLogger("tokenomics.decisions")
+
+
+_progress_shown = False
+
+
+@contextmanager
+def progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields advance(n). Only when stderr is a terminal, only in the main
+    process (not in a sweep's workers), and one at a time (an inner one is silent): a pipe, a log file
+    or cron gets nothing."""
+    global _progress_shown
+    import multiprocessing
+
+    if _progress_shown or multiprocessing.parent_process() is not None or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    _progress_shown = True
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console, transient=True) as p:
+            task = p.add_task(label, total=total)
+            yield lambda n: p.advance(task, n)
+    finally:
+        _progress_shown = False

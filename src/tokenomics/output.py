@@ -6,6 +6,7 @@ Nothing but the command's result is ever written to stdout.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -15,19 +16,56 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+SERIES_AS_IS = 10_000  # a longer list (an equity curve of many bars) is printed as computed: ~1 s per
+# million values saved, and its values (cents) carry no noise anyway
+
+
+def tidy(value: Any) -> Any:
+    """Floats at 12 significant digits: no binary noise in the output (99259.67503500001 -> 99259.675035,
+    0.1 + 0.2 -> 0.3); money is in cents already, and the store keeps full precision."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}") if math.isfinite(value) and len(repr(value)) > 13 else value
+    if isinstance(value, dict):
+        return {k: tidy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [tidy(v) for v in value] if len(value) <= SERIES_AS_IS else value
+    return value
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(value, default=str, separators=(",", ":"))
+    return json.dumps(tidy(value), default=str, separators=(",", ":"))
+
+
+def jsonl_items(doc: dict[str, Any], items: dict[str, str], summary_kind: str) -> list[dict[str, Any]]:
+    """A document of several kinds of items as one row per item, each tagged with its kind: first the
+    summary (the document's other fields), then the rows of each list (or the one object) under `items`."""
+    out = [{"kind": summary_kind, **{k: v for k, v in doc.items() if k not in items}}]
+    for key, kind in items.items():
+        value = doc.get(key)
+        for row in value if isinstance(value, list) else [value] if isinstance(value, dict) else []:
+            out.append({"kind": kind, **row})
+    return out
 
 
 def emit(rt: Runtime, doc: dict[str, Any], *, title: str = "", rows_key: str = "rows",
-         columns: list[str] | None = None) -> None:
-    """Print a command's result: a summary document with an optional list of rows."""
+         columns: list[str] | None = None, items: dict[str, str] | None = None, summary_kind: str = "summary",
+         why_empty: str = "") -> None:
+    """Print a command's result: a summary document with an optional list of rows.
+
+    --jsonl prints one row per item: the rows under `rows_key` (the same objects as in --json), or, for a
+    document of several kinds of items, `jsonl_items(doc, items, summary_kind)`. When it prints no row,
+    `why_empty` goes to stderr (a warning), so an empty output is never silent."""
     o = rt.opts
     if o.jsonl:
-        rows = doc.get(rows_key)
-        for row in rows if isinstance(rows, list) else [doc]:
+        rows = jsonl_items(doc, items, summary_kind) if items else doc.get(rows_key)
+        rows = rows if isinstance(rows, list) else [doc]
+        for row in rows:
             sys.stdout.write(to_json(row) + "\n")
         sys.stdout.flush()
+        if not rows and why_empty:
+            from tokenomics.logs import app_log
+
+            app_log.warning("--jsonl: no rows: %s", why_empty)
         return
     if o.json or not sys.stdout.isatty():
         sys.stdout.write(to_json(doc) + "\n")
@@ -98,6 +136,11 @@ def check_writable(path: "Path", option: str, *, directory: bool = False) -> "Pa
         raise UsageProblem(f"{option} {path}: is a folder; give a file name")
     if directory and path.exists() and not path.is_dir():
         raise UsageProblem(f"{option} {path}: is a file; give a folder")
+    blocker = next((p for p in folder.parents[::-1] + (folder,) if p.exists() and not p.is_dir()), None) \
+        if folder != Path(".") else None
+    if blocker is not None:
+        raise UsageProblem(f"{option} {path}: cannot write there ({blocker} is a file, not a folder)",
+                           hint="choose a writable path")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".tokenomics-write-test-", dir=folder)

@@ -37,6 +37,7 @@ class Runtime:
     opts: Options = field(default_factory=Options)
     create_store_dirs: bool = False  # `init` creates the store's folder; other commands refuse a missing one
     _tick_step: int | None = field(default=None, init=False, repr=False)
+    in_tick: bool = field(default=False, init=False, repr=False)  # inside loop.tick: it marks to market once, at its end
 
     @cached_property
     def settings(self) -> Settings:
@@ -107,7 +108,7 @@ class Runtime:
     def world(self):
         from tokenomics.adapters.sim import SimWorld
 
-        return SimWorld(self.settings, self.calendar)
+        return SimWorld(self.settings, self.calendar, store=self.store)  # its path's checkpoints cached in the store
 
     def sim_step(self) -> int:
         """The sim clock's step: within a tick, the one its advance wrote (one tick, one now: no clock
@@ -143,6 +144,7 @@ class Runtime:
     def end_tick(self) -> None:
         """Forget the tick's step (the next read sees other processes' advances)."""
         self._tick_step = None
+        self.in_tick = False
 
     # --- adapters ---------------------------------------------------------------------------
     def asset_class(self, symbol: str) -> str:

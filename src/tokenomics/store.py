@@ -94,6 +94,21 @@ CREATE TABLE backtests (
 CREATE INDEX backtests_strategy ON backtests(strategy, id);
 """
 
+def _canonical_timeframes(db: sqlite3.Connection) -> None:
+    """Bars stored under another spelling of their timeframe (60m, 24h) move to the canonical one
+    (1h, 1d); a bar already stored under it wins."""
+    from tokenomics.core.bars import canonical_timeframe
+
+    for (tf,) in db.execute("SELECT DISTINCT timeframe FROM bars").fetchall():
+        try:
+            canonical = canonical_timeframe(tf)
+        except ValueError:
+            continue
+        if canonical != tf:
+            db.execute("UPDATE OR IGNORE bars SET timeframe = ? WHERE timeframe = ?", [canonical, tf])
+            db.execute("DELETE FROM bars WHERE timeframe = ?", [tf])
+
+
 # Forward-only migrations: index i upgrades the schema from version i to i + 1.
 SCHEMA_PROVIDERS = """
 CREATE TABLE llm_cache (
@@ -178,6 +193,8 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], Any]] = [
     lambda db: (_script(db, RUNS_ALIVE), [db.execute(t) for t in TOTALS_TRIGGERS]),
     # a position's exit attempts are found by its entry order id (signals.ref) on every check-exits
     lambda db: db.execute("CREATE INDEX signals_exit_ref ON signals(ref) WHERE source = 'exit'"),
+    # issue 14: one spelling per timeframe (60m -> 1h, 24h -> 1d): bars stored under another are respelled
+    lambda db: _canonical_timeframes(db),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

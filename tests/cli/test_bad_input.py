@@ -248,3 +248,205 @@ step doctor --db d/s.db doctor --json
     doctor = json.loads(res["doctor"][1])
     assert res["doctor"][0] == 1 and "read-only" in [c for c in doctor["checks"]
                                                       if c["check"] == "store writable"][0]["detail"]
+
+
+# --- the corpus: the issue's 21 tracebacks, each one line, the right exit code, the store untouched ------
+def _sha(path: Path) -> str:
+    """The store's bytes once every connection is closed (a write would have reached the main file)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in (path, path.with_name(path.name + "-wal")):
+        if p.exists():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _bad_files(d: Path) -> None:
+    (d / "tz.yaml").write_text("risk:\n  timezone: Mars/Olympus\n")
+    (d / "inf.yaml").write_text("capital: .inf\n")
+    (d / "bin.yaml").write_bytes(bytes(range(256)) * 4)
+    (d / "cfgdir").mkdir()
+    (d / "empty.yaml").write_text("universe:\n  equities: []\n  crypto: []\n")
+    conn = sqlite3.connect(d / "other.db")
+    conn.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+    conn.commit()
+    conn.close()
+    header = "Date,Open,High,Low,Close,Volume\n"
+    (d / "text.csv").write_text(header + "2024-03-01 15:00:00,10,11,9,ten,100\n")
+    (d / "when.csv").write_text(header + "the ides of March,10,11,9,10,100\n")
+    (d / "afile").write_text("not a folder")
+
+
+ARTICLE = {"id": "corpus:1", "headline": "Bitcoin surges to a record on ETF inflows", "summary": "",
+           "symbols": ["BTC/USD"], "created_at": "2026-01-05T15:00:00Z"}
+
+# (case, args, stdin, env, exit code, needles in the error line); the store must be unchanged by each
+CORPUS = [
+    ("train --param n_estimators=abc", ["train", "--name", "m", "--param", "n_estimators=abc"], None, {}, 2,
+     ["n_estimators", "abc"]),  # first: scikit-learn is the slowest import
+    ("config: time zone", ["--config", "tz.yaml", "status"], None, {}, 2, ["risk.timezone", "Mars/Olympus"]),
+    ("config: .inf", ["--config", "inf.yaml", "status"], None, {}, 2, ["capital", "finite"]),
+    ("config: binary YAML", ["--config", "bin.yaml", "status"], None, {}, 2, ["bin.yaml", "UTF-8"]),
+    ("config: --config a folder", ["--config", "cfgdir", "status"], None, {}, 2, ["cfgdir", "folder"]),
+    ("config: a plain list in the environment", ["status"], None, {"TOKENOMICS_UNIVERSE__EQUITIES": "AAPL"}, 2,
+     ["TOKENOMICS_UNIVERSE__EQUITIES", "JSON"]),
+    ("config: empty universe", ["--config", "empty.yaml", "run", "--once"], None, {}, 2, ["universe", "empty"]),
+    ("store: a foreign SQLite file with a meta table", ["--db", "other.db", "run", "--once"], None, {}, 2,
+     ["other.db", "not a tokenomics store"]),
+    ("score -: created_at yesterday", ["score", "-"], json.dumps({**ARTICLE, "created_at": "yesterday"}), {}, 2,
+     ["line 1", "created_at", "yesterday"]),
+    ("score -: created_at an epoch number", ["score", "-"], json.dumps({**ARTICLE, "created_at": 1767625200}), {},
+     2, ["line 1", "created_at", "1767625200"]),
+    ("score -: symbols 5", ["score", "-"], json.dumps({**ARTICLE, "symbols": 5}), {}, 2, ["line 1", "symbols"]),
+    ("score -: non-UTF-8 bytes", ["score", "-"], b'{"id": "x", "headline": "caf\xe9 \xff"}\n', {}, 2,
+     ["line 1", "UTF-8"]),
+    ("fetch-bars: text in a price column", ["fetch-bars", "--source", "file", "--file", "text.csv", "-s", "X",
+     "-t", "1h"], None, {}, 2, ["text.csv", "line 2", "close 'ten' is not a number"]),
+    ("fetch-bars: an unparseable timestamp", ["fetch-bars", "--source", "file", "--file", "when.csv", "-s", "X",
+     "-t", "1h"], None, {}, 2, ["when.csv", "line 2", "'the ides of March' is not a date/time"]),
+    ("train --name ..", ["train", "--name", "..", "--force"], None, {}, 2, ["'..'", "not a model name"]),
+    ("train --name ''", ["train", "--name", "", "--force"], None, {}, 2, ["''", "not a model name"]),
+    ("backtest --grid fast=a,b", ["backtest", "--strategy", "sma", "--grid", "fast=a,b"], None, {}, 2,
+     ["--grid", "fast=a", "fast must be a whole number"]),
+    ("backtest --report to an unwritable path", ["backtest", "--report", "afile/report.html"], None, {}, 2,
+     ["--report", "afile/report.html", "cannot write", "afile is a file"]),
+    ("rebalance --plot to an unwritable path", ["rebalance", "--plot", "afile/weights.png"], None, {}, 2,
+     ["--plot", "afile/weights.png", "cannot write", "afile is a file"]),
+    ("init --dir a file", ["init", "--dir", "afile"], None, {}, 2, ["afile", "is a file"]),
+]
+
+
+def test_the_bad_input_corpus_is_one_line_each_with_the_right_exit_code_and_the_store_untouched(cli, tmp_path):
+    """The issue's 21 tracebacks (the read-only store, the 21st, needs a mount namespace: below) through the
+    real CLI, three at a time: no traceback, exactly one `error:` line naming the input and the rule, exit 2,
+    and the store's bytes unchanged (one store seeded with bars, copied per case)."""
+    import shutil
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    assert cli.json("init", "--db", str(seed / "store.db"))["store"]
+
+    def run(i_case):
+        i, (case, args, stdin, env, _, _) = i_case
+        d = tmp_path / f"case{i}"
+        d.mkdir()
+        _bad_files(d)
+        shutil.copy(seed / "store.db", d / "store.db")
+        before = {p.name: _sha(p) for p in (d / "store.db", d / "other.db")}
+        proc = subprocess.run([sys.executable, "-m", "tokenomics.cli", *args], cwd=d, capture_output=True,
+                              input=stdin.encode() if isinstance(stdin, str) else stdin, timeout=120,
+                              env={**cli.env, "TOKENOMICS_STORE__PATH": str(d / "store.db"),
+                                   "TOKENOMICS_LOGS__DIR": str(d / "logs"), **env})
+        after = {p.name: _sha(p) for p in (d / "store.db", d / "other.db")}
+        return proc.returncode, proc.stderr.decode(errors="replace"), before == after
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(run, enumerate(CORPUS)))
+    problems = []
+    for (case, args, _, _, code, needles), (rc, stderr, unchanged) in zip(CORPUS, results):
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        if "Traceback" in stderr or rc != code or len(errors) != 1 or not unchanged or \
+                any(n not in errors[0] for n in needles):
+            problems.append(f"{case}: exit {rc}, store unchanged {unchanged}, stderr:\n{stderr}")
+    assert not problems, "\n\n".join(problems)
+
+
+@needs_mounts
+def test_a_read_only_store_under_run_is_one_line_exit_1_and_unchanged(cli):
+    """The corpus's 21st case: a read-only store under `run`."""
+    (cli.cwd / "d").mkdir()
+    cli.json("init", "--db", "d/s.db")
+    before = _sha(cli.cwd / "d" / "s.db")
+    res = _in_mount_namespace(cli, """
+mount --bind d d && mount -o remount,ro,bind d
+step run --db d/s.db run --once
+""")
+    one_error_line(_Proc(*res["run"]), 1, "d/s.db", "read-only")
+    assert _sha(cli.cwd / "d" / "s.db") == before
+
+
+# --- consistency: train refuses folds too small to mean anything --------------------------------------
+def test_train_refuses_too_little_data_for_its_folds_naming_the_minimum(cli):
+    assert cli("fetch-bars", "--source", "sim", "--json").returncode == 0  # 500 hourly bars
+    proc = cli("train", "--name", "m", "--folds", "20", "--param", "n_jobs=1")
+    line = one_error_line(proc, 2, "too little data", "--folds 20", "at least 50 bars per fold")
+    assert "bars" in line and "need" in line
+    assert not (cli.cwd / "trained_models").exists()
+    grid = cli("train", "--grid", "max_depth=2,3", "--folds", "20", "--workers", "0")
+    one_error_line(grid, 2, "too little data", "--folds 20")
+
+
+# --- bad data must not become trades: future-dated articles, huge articles -----------------------------
+FUTURE = {"id": "f1", "headline": "Bitcoin soars to a record high as ETF inflows surge", "summary": "",
+          "symbols": ["BTC/USD"], "created_at": "2030-01-01T00:00:00Z"}
+
+
+def test_a_future_dated_article_is_rejected_at_every_entry_point_and_never_traded(cli):
+    proc = cli("score", "-", "--json", input=json.dumps(FUTURE) + "\n")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["articles"] == 0
+    assert "dated after now" in proc.stderr and "f1" in proc.stderr
+    (cli.cwd / "news.jsonl").write_text(json.dumps({**FUTURE, "id": "f2"}) + "\n")
+    (cli.cwd / "c.yaml").write_text("news:\n  provider: file\n  file: news.jsonl\n")
+    fetched = cli("--config", "c.yaml", "fetch-news", "--json")
+    assert fetched.returncode == 0 and json.loads(fetched.stdout)["new"] == 0 and "dated after now" in fetched.stderr
+    assert cli("--config", "c.yaml", "run", "--once", "--json").returncode == 0
+    conn = sqlite3.connect(cli.cwd / "store.db")
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM articles WHERE id LIKE '%f1' OR id LIKE '%f2'").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def test_a_huge_article_is_cut_with_a_marker_quickly_and_never_logged_whole(cli):
+    import time
+
+    big = {"id": "big", "headline": "Bitcoin soars " + "A" * 5_000_000, "summary": "B" * 6_000_000,
+           "symbols": ["BTC/USD"], "created_at": "2026-01-05T15:00:00Z"}
+    t0 = time.monotonic()
+    proc = cli("score", "-", "--json", input=json.dumps(big) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - t0 < 20 and "truncated 1 article" in proc.stderr
+    conn = sqlite3.connect(cli.cwd / "store.db")
+    try:
+        headline, summary = conn.execute("SELECT headline, summary FROM articles").fetchone()
+    finally:
+        conn.close()
+    assert len(headline) == 500 and headline.endswith("…[truncated]") and len(summary) == 5000
+    for log in (cli.cwd / "logs").glob("*.log"):
+        assert "A" * 1000 not in log.read_text() and "B" * 1000 not in log.read_text(), log.name
+    assert len(proc.stdout) < 20_000
+
+
+def test_every_command_under_a_bad_config_is_one_line_exit_2_and_the_store_untouched(cli):
+    """The corpus over every command: a binary YAML config (a bad option is one parse path for all: test_contract)."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tokenomics.cli import COMMANDS
+
+    cli.json("init")
+    (cli.cwd / "bin.yaml").write_bytes(bytes(range(256)) * 4)
+    before = _sha(cli.cwd / "store.db")
+    needed = {"run": ["--once"], "explain": ["BTC/USD"], "optimize": ["--param", "fast=5..10"]}  # else a usage error
+    cases = [(name, ["--config", "bin.yaml", name, *needed.get(name, [])], ["bin.yaml", "UTF-8"]) for name in COMMANDS]
+
+    def run(case):
+        name, args, needles = case
+        proc = subprocess.run([sys.executable, "-m", "tokenomics.cli", *args], cwd=cli.cwd, env=cli.env,
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        ok = (proc.returncode == 2 and "Traceback" not in proc.stderr and len(errors) == 1
+              and all(n in errors[0] for n in needles))
+        return None if ok else f"{' '.join(args)}: exit {proc.returncode}\n{proc.stderr}"
+
+    with ThreadPoolExecutor(3) as pool:
+        problems = [p for p in pool.map(run, cases) if p]
+    assert not problems, "\n".join(problems)
+    assert _sha(cli.cwd / "store.db") == before

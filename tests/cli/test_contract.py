@@ -1,6 +1,7 @@
 """The CLI contract: fast --help, JSON on stdout, exit codes, config errors that name the key."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -33,6 +34,27 @@ def test_every_command_explains_itself_in_its_help():
         assert out.exit_code == 0, (name, out.output)
         assert "Usage: " in out.output and name in out.output
         assert "completion" not in out.output, name  # completion is the top-level command's option only
+
+
+def test_help_is_also_h_lists_the_global_options_and_shows_no_bool_metavars():
+    """`-h` is `--help` everywhere; a subcommand's help names the global options too; a flag takes no
+    value, so its help shows none (no `<bool>`)."""
+    from tokenomics.cli import COMMANDS
+
+    for args in (["-h"], ["run", "-h"], ["-h", "status"], ["fetch-bars", "--help"], ["risk", "resume", "-h"]):
+        proc = subprocess.run([sys.executable, "-m", "tokenomics.cli", *args], capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "200"})
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert "Usage: tokenomics" in proc.stdout and "-h, --help" in proc.stdout, (args, proc.stdout)
+        assert "<bool>" not in proc.stdout, (args, proc.stdout)
+        if args != ["-h"]:
+            for option in ("--config", "--db", "--json", "--jsonl", "--mode", "--live", "--verbose"):
+                assert option in proc.stdout, (args, option)
+    run_help = subprocess.run([sys.executable, "-m", "tokenomics.cli", "run", "-h"], capture_output=True,
+                              text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    once = [line.split()[:2] for line in run_help.splitlines() if line.strip().startswith("--once")]
+    assert once == [["--once", "One"]]
+    assert len(COMMANDS) > 10
 
 
 def test_global_options_work_after_the_command(cli):
@@ -123,3 +145,77 @@ def test_jsonl_prints_one_object_per_line(cli):
     proc = cli("fetch-news", "--advance", "5", "--jsonl")
     lines = [json.loads(x) for x in proc.stdout.splitlines()]
     assert lines and all("headline" in x for x in lines)
+
+
+def test_one_spelling_for_symbols_repeatable_or_comma_separated(cli):
+    """Every command takes symbols as `--symbol/-s`, repeatable, each value also a comma-separated list."""
+    from tokenomics.cli import COMMANDS
+
+    for name in COMMANDS:
+        out = subprocess.run([sys.executable, "-m", "tokenomics.cli", name, "-h"], capture_output=True, text=True,
+                             env={**os.environ, "COLUMNS": "200"}).stdout
+        assert "--symbols" not in out.split("Global options")[0], name
+    fetched = cli.json("fetch-bars", "--source", "sim", "-s", "BTC/USD,eth/usd")
+    assert sorted(r["symbol"] for r in fetched["rows"]) == ["BTC/USD", "ETH/USD"]
+    one = cli.json("risk", "-s", "BTC/USD", "-s", "ETH/USD", "--source", "sim")
+    assert one["symbols"] == ["BTC/USD", "ETH/USD"]
+    assert cli.json("risk", "--symbol", "BTC/USD,ETH/USD", "--source", "sim") == one
+    assert cli.json("risk", "--symbols", "BTC/USD,ETH/USD", "--source", "sim") == one  # the old spelling still works
+    plan = cli.json("rebalance", "-s", "BTC/USD", "-s", "ETH/USD", "--method", "equal")
+    assert sorted(plan["target_weights"]) == ["BTC/USD", "ETH/USD"]
+
+
+def test_the_quick_start_needs_only_the_core_package(cli):
+    """README command 1 installs `pip install -e .` (no extras): the sim loop and status import nothing
+    that only an extra (or the dev tools) would install."""
+    extras = {"alpaca", "google", "ccxt", "skfolio", "matplotlib", "apprise", "optuna", "ray", "talib",
+              "backtesting", "empyrical", "quantstats", "pytest", "hypothesis", "responses", "httpx"}
+    for args in (["run", "--loop", "--ticks", "3", "--interval", "0", "--json"], ["status", "--json"]):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tokenomics.cli", *args], cwd=cli.cwd,
+                              env=cli.env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+        assert imported & extras == set(), (args, imported & extras)
+    readme = (REPO / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("## ", 1)[0]
+    first, second = [block for block in quick.split("# ") if block.startswith(("1.", "2."))]
+    assert 'pip install -e .' in first and "[dev]" not in first and "tokenomics run --loop" in first
+    assert 'pip install -e ".[dev]"' in second and "python -m pytest -n 2" in second
+    ci = (REPO / ".ci" / "run").read_text()
+    assert 'pip install --quiet -e ".[dev]"' in ci and "python -m pytest -n 2" in ci
+
+
+def test_just_cron_works_on_a_fresh_clone_without_a_logs_folder(cli):
+    import shutil
+
+    just = shutil.which("just", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    if just is None:
+        pytest.skip("just (rust-just, a dev extra) is not installed")
+    shutil.copy(REPO / "Justfile", cli.cwd / "Justfile")
+    bindir = os.path.dirname(sys.executable)  # the venv's `tokenomics` console script
+    env = {**cli.env, "PATH": bindir + os.pathsep + cli.env.get("PATH", "")}
+    del env["TOKENOMICS_LOGS__DIR"]  # the default: ./logs, absent on a fresh clone
+    for _ in range(2):
+        proc = subprocess.run([just, "cron"], cwd=cli.cwd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    lines = (cli.cwd / "logs" / "cron.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["ticks"] == 1 for line in lines)
+
+
+def test_the_top_level_one_liners_name_every_choice_they_list():
+    from tokenomics.cli import COMMANDS
+    from tokenomics.commands.size import METHODS
+    from tokenomics.research.bars import SOURCES
+
+    assert all(m in COMMANDS["size"][1] for m in METHODS), COMMANDS["size"][1]
+    assert all(s in COMMANDS["fetch-bars"][1].lower() for s in SOURCES), COMMANDS["fetch-bars"][1]
+
+
+def test_shell_completion_like_other_typer_apps(cli):
+    script = subprocess.run([sys.executable, "-m", "tokenomics.cli", "--show-completion", "bash"], cwd=cli.cwd,
+                            env=cli.env, capture_output=True, text=True)
+    assert script.returncode == 0 and "_tokenomics_completion" in script.stdout, script.stderr
+    done = subprocess.run([sys.executable, "-m", "tokenomics.cli"], cwd=cli.cwd, capture_output=True, text=True,
+                          env={**cli.env, "_TOKENOMICS_COMPLETE": "complete_bash", "COMP_WORDS": "tokenomics fetch-b",
+                               "COMP_CWORD": "1"})
+    assert done.stdout.split() == ["fetch-bars"], (done.stdout, done.stderr)

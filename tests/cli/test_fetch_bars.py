@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from tests.conftest import SHARED
 
 BTC_1M = SHARED / "data" / "prices" / "freqtrade" / "UNITTEST_BTC-1m.feather"
@@ -10,7 +14,7 @@ BTC_1M = SHARED / "data" / "prices" / "freqtrade" / "UNITTEST_BTC-1m.feather"
 def test_sim_bars_are_stored_once_and_only_up_to_now(cli):
     first = cli.json("fetch-bars", "--source", "sim", "--symbol", "BTC/USD", "--symbol", "AAPL")
     btc = next(r for r in first["rows"] if r["symbol"] == "BTC/USD")
-    assert btc["timeframe"] == "60m" and btc["new"] == 500  # crypto trades every step up to the sim's now
+    assert btc["timeframe"] == "1h" and btc["new"] == 500  # crypto trades every step up to the sim's now
     aapl = next(r for r in first["rows"] if r["symbol"] == "AAPL")
     assert 0 < aapl["new"] < 500  # equities trade only in NYSE sessions: nights and weekends are no gaps, but
     # the sim's bars close at its steps, so the session's last hour (20:00-21:00 UTC in winter) has none
@@ -102,3 +106,66 @@ def test_gaps_are_counted_against_the_asset_class_calendar(cli):
     row = out["rows"][0]
     assert (row["gaps"], row["missing_bars"]) == (1, 1)
     assert row["gap_list"][0]["after"].startswith(str(GOOG.index[99].date()))
+
+
+def _bars_in_store(cli) -> list[tuple]:
+    import sqlite3
+
+    conn = sqlite3.connect(cli.cwd / "store.db")
+    try:
+        return conn.execute("SELECT ts, open, high, low, close FROM bars ORDER BY ts").fetchall()
+    except sqlite3.OperationalError:  # no store at all
+        return []
+    finally:
+        conn.close()
+
+
+def test_impossible_bars_are_dropped_with_a_count_and_a_warning_naming_line_and_rule(cli):
+    (cli.cwd / "bars.csv").write_text(
+        "Date,Open,High,Low,Close,Volume\n"
+        "2024-03-01 10:00:00,10,11,9,10.5,100\n"      # line 2: good
+        "2024-03-01 11:00:00,-1,12,-2,11,120\n"       # line 3: price <= 0
+        "2024-03-01 12:00:00,10,9,11,10,1\n"          # line 4: high < low
+        "2024-03-01 13:00:00,10,inf,9,10,1\n"         # line 5: not finite
+        "2024-03-01 14:00:00,13,12,10,11,1\n"         # line 6: open above high
+        "2024-03-01 15:00:00,10,12,10,9,1\n"          # line 7: close below low
+        "2024-03-01 16:00:00,10,11,9,NaN,1\n"         # line 8: NaN
+        "2024-03-01 17:00:00,,,,,\n"                  # line 9: empty
+        "2024-03-01 18:00:00,10,11,9,abc,1\n"         # line 10: text in a price column
+        "yesterday noon,10,11,9,10,1\n"               # line 11: no time
+        "2024-03-01 20:00:00,10,11,9,10,100\n"        # line 12: good
+    )
+    proc = cli("fetch-bars", "--source", "file", "--file", "bars.csv", "--symbol", "X", "-t", "1h", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "error:" not in proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["new"] == 2 and out["invalid"] == 9
+    # the refused rows are invalid, not gaps; only 19:00 is a gap (its row's time was unreadable)
+    assert out["rows"][0]["invalid"] == 9
+    assert out["gaps"] == 1 and out["rows"][0]["gap_list"] == [
+        {"after": "2024-03-01T10:00:00+00:00", "before": "2024-03-01T20:00:00+00:00", "missing": 1}]
+    warning = [line for line in proc.stderr.splitlines() if "invalid" in line]
+    assert len(warning) == 1, proc.stderr
+    for needle in ("bars.csv", "9 invalid", "line 3", "<= 0"):
+        assert needle in warning[0], (needle, warning[0])
+    assert [b[0] for b in _bars_in_store(cli)] == ["2024-03-01T10:00:00+00:00", "2024-03-01T20:00:00+00:00"]
+
+
+@pytest.mark.parametrize("rows,needles", [
+    ("2024-03-01 10:00:00,10,11,9,abc,1\n", ["line 2", "close", "'abc'", "not a number"]),
+    ("not a date,10,11,9,10,1\n", ["line 2", "'not a date'", "not a date/time"]),
+    ("2024-03-01 10:00:00,0,11,9,10,1\n", ["line 2", "open", "<= 0"]),
+    ("2024-03-01 10:00:00,10,9,11,10,1\n", ["line 2", "high 9", "below low 11"]),
+    ("2024-03-01 10:00:00,10,11,9,12,1\n", ["line 2", "close 12", "outside low-high"]),
+    ("2024-03-01 10:00:00,10,11,9,NaN,1\n", ["line 2", "close", "missing"]),
+])
+def test_a_file_with_no_valid_bar_is_refused_naming_the_line_and_the_rule(cli, rows, needles):
+    (cli.cwd / "bad.csv").write_text("Date,Open,High,Low,Close,Volume\n" + rows)
+    proc = cli("fetch-bars", "--source", "file", "--file", "bad.csv", "--symbol", "X", "-t", "1h")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    for needle in ["bad.csv", "no valid bar", *needles]:
+        assert needle in errors[0], (needle, errors[0])
+    assert _bars_in_store(cli) == []

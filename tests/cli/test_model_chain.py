@@ -19,7 +19,7 @@ def test_fetch_train_signal_size_trade_run(cli):
     assert trained["symbols"] == ["BTC/USD", "ETH/USD"]  # equities lack enough bars after the warm-up
     assert len(trained["folds"]) == 3
     card = json.loads((cli.cwd / "trained_models" / "mine" / "model_card.json").read_text())
-    assert card["label"] == {"horizon_bars": 3, "threshold_pct": 0.0} and card["timeframe"] == "60m"
+    assert card["label"] == {"horizon_bars": 3, "threshold_pct": 0.0} and card["timeframe"] == "1h"
     listed = cli.json("models")["rows"]
     assert [m["name"] for m in listed][:1] == ["mine"] and "sim-example" in [m["name"] for m in listed]
 

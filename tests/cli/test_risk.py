@@ -44,7 +44,7 @@ def test_risk_json_prints_every_metric_matching_empyrical(cli):
 
 def test_risk_over_sim_bars_with_weights_and_plots(cli):
     doc = cli.json("risk", "--symbols", "AAPL,MSFT", "--weights", "0.25,0.75", "--plot", "plots")
-    assert doc["basis"] == "bars" and doc["timeframe"] == "60m" and doc["observations"] > 50
+    assert doc["basis"] == "bars" and doc["timeframe"] == "1h" and doc["observations"] > 50
     assert doc["periods_per_year"] == pytest.approx(252 * 6)  # the sim's equities: 6 hourly bars a session
     for name in ("equity.png", "drawdown.png"):
         data = (cli.cwd / "plots" / name).read_bytes()

@@ -20,8 +20,9 @@ MISSING = {30, 31, 32}  # hours the exchange has no candle for
 class FakeBinance:
     """Serves /api/v3/klines like Binance: candles from startTime, at most `limit`, up to `now`."""
 
-    def __init__(self, hours: int, fail_on_call: int | None = None):
+    def __init__(self, hours: int, fail_on_call: int | None = None, bad: dict[int, list] | None = None):
         self.hours = hours
+        self.bad = bad or {}  # hour -> [open, high, low, close]: a candle no market can have
         self.fail_on_call = fail_on_call
         self.starts: list[int] = []
 
@@ -37,7 +38,8 @@ class FakeBinance:
             ts = T0_MS + i * H
             if ts >= start and i not in MISSING and len(out) < limit:
                 p = 40000 + i
-                out.append([ts, str(p), str(p + 5), str(p - 5), str(p + 1), "12.5", ts + H - 1, "0", 10, "0", "0", "0"])
+                ohlc = [str(x) for x in self.bad.get(i, [p, p + 5, p - 5, p + 1])]
+                out.append([ts, *ohlc, "12.5", ts + H - 1, "0", 10, "0", "0", "0"])
         return out
 
 
@@ -101,3 +103,15 @@ def test_interrupted_fetch_keeps_its_pages_and_resumes_where_it_stopped(store):
     rows = stored(store)
     assert len(rows) == 100 - len(MISSING) and len({r["ts"] for r in rows}) == len(rows)
     assert out["new"] == len(rows) - 40
+
+
+def test_impossible_candles_are_left_out_counted_and_are_no_gaps(store, caplog):
+    fake = FakeBinance(hours=40, bad={10: [40010, 40005, 40015, 40010], 20: [0, 5, 0, 1]})  # high < low; price 0
+    with caplog.at_level("WARNING", logger="tokenomics"):
+        out = fetch(store, fake, 40)
+    rows = stored(store)
+    assert len(rows) == 40 - len(MISSING & set(range(40))) - 2 and out["invalid"] == 2
+    assert "2024-01-01T10:00:00+00:00" not in [r["ts"] for r in rows]
+    assert (out["gaps"], out["missing_bars"]) == (1, 3)  # hours 30-32; the refused hours were sent: not gaps
+    warning = [r.getMessage() for r in caplog.records if "invalid" in r.getMessage()]
+    assert len(warning) == 1 and "BTC/USDT" in warning[0] and "high 40005 is below low 40015" in warning[0]

@@ -208,3 +208,32 @@ def test_a_tick_reads_no_growing_table_whole(rt):
             assert any(not b.lstrip().upper().startswith(("SELECT", "WITH", "PRAGMA")) for b in body), body
         elif opened:
             opened[-1].append(s)
+
+
+def test_a_tick_marks_to_market_once_unless_it_gates_entries(rt):
+    """Within a tick, trade and check-exits leave the marking to the tick's own mark (the equity row of
+    the tick's moment would be replaced anyway); trade marks first only when it has entries to gate
+    (the halts must be current). Every tick reads the sim clock once. Outside a tick (cron's `trade`)
+    each command still marks."""
+    from tokenomics.trading.loop import tick
+    from tokenomics.trading.orders import trade
+
+    stop = threading.Event()
+    for n in range(1, 21):
+        tick(rt, n, stop)
+    marks, gated = [], 0
+    for n in range(21, 61):
+        seen: list[str] = []
+        rt.store.conn.set_trace_callback(seen.append)
+        tick(rt, n, stop)
+        rt.store.conn.set_trace_callback(None)
+        marks.append(sum("INTO equity" in s for s in seen))
+        assert sum("FROM clock" in s for s in seen) == 1
+        gated += marks[-1] == 2
+    assert set(marks) <= {1, 2} and marks.count(1) > 20
+    assert rt.store.scalar("SELECT COUNT(*) FROM equity") >= 60
+    seen = []
+    rt.store.conn.set_trace_callback(seen.append)
+    trade(rt)
+    rt.store.conn.set_trace_callback(None)
+    assert sum("INTO equity" in s for s in seen) >= 1

@@ -69,6 +69,24 @@ def test_gate_shrinks_to_the_position_cap():
     assert (d.decision, d.approved, d.rule) == ("shrink", 1000, "max_position_pct")
 
 
+def test_gate_messages_round_money_to_cents_and_percentages_to_2_decimals():
+    import dataclasses
+    import re
+
+    limits = dataclasses.replace(LIMITS, max_position_pct=7.5765881928709014, max_leverage=1.0000000000000002,
+                                 max_asset_class_pct={"equity": 12.345678901}, min_order_usd=2000.0000000001)
+    details = [risk.gate(risk.Proposal("AAPL", "buy", 1500), pf(equity=10_000.123456789), limits).detail,
+               risk.gate(risk.Proposal("AAPL", "buy", 900), pf(equity=10_000.123456789, positions={"MSFT": 9500.5}),
+                         dataclasses.replace(limits, max_position_pct=50)).detail]
+    assert "capped at 7.58% of equity 10000.12 = 757.67" in details[0]
+    assert "equity exposure capped at 12.35% of equity 10000.12" in details[1]
+    assert all("below min_order_usd 2000.00" in d for d in details), details
+    assert all(not re.search(r"\d\.\d{3,}", d) for d in details), details
+    halts = risk.loss_halts(equity=9000.123456, day_start=10000.987654, month_start=None,
+                            limits=dataclasses.replace(limits, daily_loss_limit_pct=3.33333333333))
+    assert halts and "limit 3.33%" in halts[0][1] and not re.search(r"\d\.\d{3,}", halts[0][1])
+
+
 def test_gate_shrinks_to_cash_after_pending_and_costs():
     d = risk.gate(risk.Proposal("AAPL", "buy", 900, cost_rate=0.01), pf(cash=1000, pending_entries={"MSFT": 600}),
                   LIMITS)
@@ -230,7 +248,7 @@ def book(cash, values, held, pend, pending_on, halts, cooling):
     return positions, pending, eq, risk.Portfolio(cash, eq, positions, pending, halts, CLASSES, tuple(cooling))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)  # the same examples every run: the count below is stable
 @given(symbol=st.integers(0, 1000).map(lambda i: SYMS[i % 5] if rare(i) else NEW[i % 4]),
        notional=st.floats(0.01, 30_000), **gate_inputs())
 def test_no_accepted_entry_breaks_any_limit(cash, values, held, pend, pending_on, symbol, notional, cost, max_open,
@@ -257,7 +275,7 @@ def test_no_accepted_entry_breaks_any_limit(cash, values, held, pend, pending_on
     assert sum(positions.values()) + sum(others.values()) + d.approved <= leverage * eq + 1e-6
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)
 @given(symbol=st.integers(0, len(SYMS) - 1).map(lambda i: SYMS[i]), notional=st.floats(0.01, 30_000),
        **gate_inputs())
 def test_no_accepted_rebalance_top_up_breaks_any_limit(cash, values, held, pend, pending_on, symbol, notional, cost,

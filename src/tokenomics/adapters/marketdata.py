@@ -18,16 +18,35 @@ TS_NAMES = ("ts", "timestamp", "date", "datetime", "time", "open_time")
 OHLCV = ("open", "high", "low", "close", "volume")
 
 
-def read_file(path: Path, symbol: str | None, timeframe: str, source: str = "file") -> list[dict]:
+def _parse_time_text(values: list[str | None]) -> list[datetime | None]:
+    """ISO-8601 texts the column-wide parse left out (another format than the column's first value)."""
+    out: list[datetime | None] = []
+    for v in values:
+        try:
+            t = datetime.fromisoformat(v.strip().replace("Z", "+00:00")) if v else None
+        except ValueError:
+            t = None
+        out.append(t if t is None or t.tzinfo else t.replace(tzinfo=timezone.utc))
+    return out
+
+
+def read_file(path: Path, symbol: str | None, timeframe: str, source: str = "file") -> tuple[list[dict], list[dict]]:
     """Bars from a CSV or Parquet (or Arrow IPC/feather) file; columns found by name, case-insensitive.
 
     The time column is the first of ts/timestamp/date/datetime/time/open_time; numbers are taken as
     epoch seconds or milliseconds (by magnitude). A `symbol` column is used when --symbol is not given.
+    Returns (valid bars, invalid rows): a row with an unreadable time or price, or an impossible bar
+    (core.bars.bar_problem), is left out and described as {where: "line N" (CSV) or "row N", problem,
+    symbol, ts (None when unreadable)}.
     """
     import polars as pl
 
+    from tokenomics.core.bars import bar_problem
+
     if not path.exists():
         raise UsageProblem(f"--file not found: {path}")
+    if path.is_dir():
+        raise UsageProblem(f"--file {path} is a folder, not a file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
@@ -37,7 +56,7 @@ def read_file(path: Path, symbol: str | None, timeframe: str, source: str = "fil
         else:
             df = pl.read_csv(path, try_parse_dates=True)
     except Exception as exc:  # polars raises several exception types for unreadable files
-        raise UsageProblem(f"cannot read {path}: {exc}") from None
+        raise UsageProblem(f"cannot read {path}: {' '.join(str(exc).split())[:300]}") from None
     cols = {c.lower(): c for c in df.columns}
     ts_col = next((cols[n] for n in TS_NAMES if n in cols), None)
     missing = [n for n in OHLCV[:4] if n not in cols]
@@ -47,27 +66,62 @@ def read_file(path: Path, symbol: str | None, timeframe: str, source: str = "fil
             f"(found {', '.join(df.columns)})")
     if symbol is None and "symbol" not in cols:
         raise UsageProblem(f"{path} has no symbol column: give --symbol")
-    ts = df[ts_col]
+    raw_ts = df[ts_col]
+    ts = raw_ts
     if ts.dtype.is_numeric():
-        unit = "ms" if float(ts.max()) > 1e11 else "s"
-        ts = pl.from_epoch(ts.cast(pl.Int64), time_unit=unit).dt.replace_time_zone("UTC")
+        finite = ts.cast(pl.Float64).filter(ts.cast(pl.Float64).is_finite())
+        unit = "ms" if finite.len() and float(finite.abs().max()) > 1e11 else "s"
+        ts = pl.from_epoch(ts.cast(pl.Int64, strict=False), time_unit=unit).dt.replace_time_zone("UTC")
     elif ts.dtype == pl.String:
-        ts = ts.str.to_datetime(time_zone="UTC")
+        ts = ts.str.to_datetime(time_zone="UTC", strict=False)
+        lost = (ts.is_null() & raw_ts.is_not_null()).arg_true().to_list()
+        if lost:  # another ISO format than the first row's: parsed one by one
+            ts = ts.scatter(lost, pl.Series(_parse_time_text(raw_ts.gather(lost).to_list()),
+                                            dtype=pl.Datetime("us", "UTC")))
     elif ts.dtype == pl.Date:
         ts = ts.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    elif getattr(ts.dtype, "time_zone", None) is None:
+    elif isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone is None:
         ts = ts.dt.replace_time_zone("UTC")
+    elif not isinstance(ts.dtype, pl.Datetime):
+        raise UsageProblem(f"{path}: the time column {ts_col!r} holds {ts.dtype}, not times")
     ts = ts.dt.convert_time_zone("UTC")
     n = df.height
-    out = pl.DataFrame({
-        "source": [source] * n,
+    names = [*OHLCV[:4], *(["volume"] if "volume" in cols else [])]
+    frame = pl.DataFrame({
         "symbol": df[cols["symbol"]].cast(pl.String).str.to_uppercase() if symbol is None else [symbol] * n,
-        "timeframe": [timeframe] * n,
         "ts": ts.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
-        **{c: df[cols[c]].cast(pl.Float64) for c in OHLCV[:4]},
-        "volume": df[cols["volume"]].cast(pl.Float64) if "volume" in cols else pl.Series([None] * n, dtype=pl.Float64),
-    }).drop_nulls(["ts", "open", "high", "low", "close"]).sort("symbol", "ts")
-    return out.to_dicts()
+        "raw_ts": raw_ts.cast(pl.String),
+        **{c: df[cols[c]].cast(pl.Float64, strict=False) for c in names},
+        **{f"raw_{c}": df[cols[c]].cast(pl.String) for c in names},
+    })
+    first_line = 2 if suffix not in (".parquet", ".feather", ".arrow", ".ipc") else 1
+    where = "line" if first_line == 2 else "row"
+    o, h, lo, c = (pl.col(x) for x in OHLCV[:4])
+    ok = pl.col("ts").is_not_null() & pl.col("symbol").is_not_null() & (pl.col("symbol") != "")
+    for x in (o, h, lo, c):
+        ok = ok & x.is_not_null() & x.is_finite() & (x > 0)
+    ok = ok & (h >= lo) & o.is_between(lo, h) & c.is_between(lo, h)
+    if "volume" in names:
+        v = pl.col("volume")
+        ok = ok & (v.is_null() | v.is_nan() | (v.is_finite() & (v >= 0)))
+    frame = frame.with_row_index("row").with_columns(ok.fill_null(False).alias("ok"))
+    good = frame.filter(pl.col("ok")).select(
+        pl.lit(source).alias("source"), "symbol", pl.lit(timeframe).alias("timeframe"), "ts", *OHLCV[:4],
+        (pl.col("volume").fill_nan(None) if "volume" in names else pl.lit(None, dtype=pl.Float64)).alias("volume"),
+    ).sort("symbol", "ts").to_dicts()
+    invalid = []
+    for r in frame.filter(~pl.col("ok")).iter_rows(named=True):  # the few bad rows: say why, one by one
+        if r["ts"] is None:
+            problem = f"time {r['raw_ts']!r} is not a date/time" if r["raw_ts"] is not None else "time is missing"
+        else:
+            problem = next((f"{x} {r['raw_' + x]!r} is not a number" for x in names
+                            if r[x] is None and r["raw_" + x] not in (None, "")), None)
+        if problem is None and not r["symbol"]:
+            problem = "symbol is missing"
+        problem = problem or bar_problem(r["open"], r["high"], r["low"], r["close"], r.get("volume")) or "invalid"
+        invalid.append({"where": f"{where} {r['row'] + first_line}", "problem": problem, "symbol": r["symbol"],
+                        "ts": r["ts"]})
+    return good, invalid
 
 
 def make_exchange(exchange_id: str, rate_limit_ms: int | None = None, sandbox: bool = False) -> Any:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tokenomics.commands import symbol_list
 from tokenomics.output import check_writable, emit
 
 app = typer.Typer()
@@ -20,10 +21,11 @@ def _check_grid(rt, combos: list[dict]) -> None:
         for key in ("fast", "slow"):
             value = combo.get(key)
             if key in combo and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise UsageProblem(f"--grid {key}={value}: a whole number of bars >= 1", hint="--grid fast=5,10")
+                raise UsageProblem(f"--grid {key}={value}: {key} must be a whole number of bars >= 1",
+                                  hint="--grid fast=5,10")
         for key in ("symbol", "model"):
             if key in combo and not isinstance(combo[key], str):
-                raise UsageProblem(f"--grid {key}={combo[key]}: a name", hint=f"--grid {key}=...")
+                raise UsageProblem(f"--grid {key}={combo[key]}: {key} must be a name", hint=f"--grid {key}=...")
         replay.apply_overrides(rt.settings, {k: v for k, v in combo.items() if "." in k})
 
 
@@ -77,7 +79,7 @@ def backtest(
         check_writable(report, "--report")  # before the run, not after it
     if periods_per_year:
         combos = [{**c, "backtest.periods_per_year": periods_per_year} for c in combos or [{}]]
-    w = replay.window(rt, start, end, steps, source=source, tf=timeframe, symbols=symbol)
+    w = replay.window(rt, start, end, steps, source=source, tf=timeframe, symbols=symbol_list(symbol))
     if len(combos) > 1:
         if report:
             raise UsageProblem("--report draws one run; drop --grid or --report")

@@ -7,6 +7,11 @@ from tokenomics.trading import explain as explainer
 
 app = typer.Typer()
 
+# --jsonl: the chain's items in order, one row each, tagged with their kind
+CHAIN = {"articles": "article", "scores": "score", "signal": "signal", "sizing": "sizing",
+         "risk_decisions": "risk_decision", "order": "order", "fills": "fill", "position": "position",
+         "trade": "trade", "exit": "exit"}
+
 
 @app.command()
 def explain(
@@ -18,7 +23,7 @@ def explain(
     rt = ctx.obj
     doc = explainer.explain(rt, key)
     if rt.opts.json or rt.opts.jsonl or not sys.stdout.isatty():
-        emit(rt, doc, title="explain", rows_key="risk_decisions")
+        emit(rt, doc, title="explain", items=CHAIN)
         return
     from rich.console import Console
 

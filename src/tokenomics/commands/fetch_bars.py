@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from tokenomics.commands import symbol_list
 from tokenomics.core.errors import UsageProblem
 from tokenomics.output import emit
 
@@ -27,7 +28,7 @@ def fetch_bars(
 ) -> None:
     """Fetch bars into the store, keyed by (source, symbol, timeframe, ts). Re-runs insert nothing twice;
     each page is committed, so an interrupted fetch resumes from the last stored bar. Gaps are reported."""
-    from tokenomics.core.bars import timeframe_seconds
+    from tokenomics.core.bars import canonical_timeframe
     from tokenomics.research import bars
     from tokenomics.store import utcnow
 
@@ -36,27 +37,28 @@ def fetch_bars(
     source = source or cfg.source
     if source not in bars.SOURCES:
         raise UsageProblem(f"--source must be one of {', '.join(bars.SOURCES)} (got {source!r})")
-    symbols = [s.upper() for s in symbol] if symbol else None
-    tf = timeframe or cfg.timeframe
+    symbols = symbol_list(symbol) or None
     try:
-        timeframe_seconds(tf)
+        tf = canonical_timeframe(timeframe or cfg.timeframe)  # 60m and 1h: one timeframe, stored as 1h
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     if source == "alpaca":
         from tokenomics.adapters.market.alpaca import alpaca_timeframe
 
         alpaca_timeframe(tf)  # exit 2 before any connection
+    if source == "sim" and timeframe:
+        raise UsageProblem("sim bars have the sim step as timeframe: drop --timeframe")
+    if source == "file":  # read and checked before the run is recorded: a refused file leaves the store as it was
+        if file is None:
+            raise UsageProblem("--source file needs --file PATH")
+        if symbols and len(symbols) > 1:
+            raise UsageProblem("--source file takes one --symbol (or a symbol column in the file)")
+        from_file = bars.read_file(file, symbols[0] if symbols else None, tf)
     with rt.store.run("fetch-bars", rt.mode) as counts:
         if source == "sim":
-            if timeframe:
-                raise UsageProblem("sim bars have the sim step as timeframe: drop --timeframe")
             rows = bars.fetch_sim(rt, symbols or cfg.symbols or rt.settings.universe.symbols)
         elif source == "file":
-            if file is None:
-                raise UsageProblem("--source file needs --file PATH")
-            if symbols and len(symbols) > 1:
-                raise UsageProblem("--source file takes one --symbol (or a symbol column in the file)")
-            rows = bars.fetch_file(rt, file, symbols[0] if symbols else None, tf)
+            rows = bars.store_file(rt, *from_file, tf)
         else:
             start = since or cfg.since
             if start.tzinfo is None:
@@ -75,6 +77,10 @@ def fetch_bars(
                 rows = bars.fetch_alpaca(rt.store, rt.alpaca_data, wanted, tf, start, utcnow(), cfg.page_limit)
         counts.update(fetched=sum(r["fetched"] for r in rows), new=sum(r["new"] for r in rows))
     doc = {"source": source, "fetched": sum(r["fetched"] for r in rows), "new": sum(r["new"] for r in rows),
-           "gaps": sum(r["gaps"] for r in rows), "rows": rows}
-    emit(rt, doc, title="fetch-bars", columns=["symbol", "timeframe", "fetched", "new", "last", "gaps", "missing_bars"])
+           "gaps": sum(r["gaps"] for r in rows)}
+    if source != "sim":
+        doc["invalid"] = sum(r["invalid"] for r in rows)  # impossible bars left out (with a warning)
+    doc["rows"] = rows
+    emit(rt, doc, title="fetch-bars", columns=["symbol", "timeframe", "fetched", "new", "last", "gaps", "missing_bars",
+                                               *(["invalid"] if source != "sim" else [])])
 

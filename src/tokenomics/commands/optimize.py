@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from tokenomics.commands import symbol_list
 from tokenomics.output import emit
 
 app = typer.Typer()
@@ -57,7 +58,7 @@ def optimize(
     replay.check_strategy(strategy)
     space = search.parse_space(param)
     search.check_options(objective, sampler, trials, holdout, top, batch)
-    w = replay.window(rt, start, end, steps, source=source, tf=timeframe, symbols=symbol)
+    w = replay.window(rt, start, end, steps, source=source, tf=timeframe, symbols=symbol_list(symbol))
     try:
         import optuna  # noqa: F401
     except ImportError:

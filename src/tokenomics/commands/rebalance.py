@@ -2,6 +2,7 @@ from pathlib import Path
 
 import typer
 
+from tokenomics.commands import symbol_list
 from tokenomics.core.errors import UsageProblem
 from tokenomics.output import check_writable, emit
 
@@ -12,8 +13,9 @@ def rebalance(
     ctx: typer.Context,
     method: str = typer.Option("hrp", "--method", help="hrp | max-sharpe | min-variance | target-return | "
                                "target-risk | equal | inverse-vol."),
-    symbols: str = typer.Option(None, "--symbols", help="Comma-separated target symbols (default: the universe). "
-                                "Held symbols outside them are sold."),
+    symbol: list[str] = typer.Option(None, "--symbol", "-s", help="Target symbol(s), repeatable or "
+                                     "comma-separated (default: the universe). Held symbols outside them are sold."),
+    symbols: str = typer.Option(None, "--symbols", hidden=True, help="The old spelling of --symbol A,B."),
     lookback: int = typer.Option(500, "--lookback", min=3, help="Bars of price history per symbol "
                                  "(stored bars), or sim steps."),
     min_weight: float = typer.Option(0.0, "--min-weight", help="Lowest weight of any target symbol (0..1)."),
@@ -49,10 +51,10 @@ def rebalance(
         raise UsageProblem(f"--linkage must be one of {', '.join(optimizer.LINKAGES)} (got {linkage!r})")
     exchange = rt.broker.name == "ccxt"  # an exchange account holds the crypto pairs only
     universe = rt.settings.universe.crypto if exchange else rt.settings.universe.symbols
-    chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else list(universe)
+    chosen = symbol_list(symbol, symbols) or list(universe)
     unknown = [s for s in chosen if s not in universe]
     if unknown or len(set(chosen)) != len(chosen) or not chosen:
-        raise UsageProblem(f"--symbols must be distinct symbols of the universe ({', '.join(universe)}"
+        raise UsageProblem(f"--symbol must be distinct symbols of the universe ({', '.join(universe)}"
                            f"{'; broker ccxt trades the crypto pairs only' if exchange else ''}); "
                            f"not known: {', '.join(unknown) or '-'}")
     try:

@@ -53,4 +53,6 @@ def status(ctx: typer.Context) -> None:
         "failed_articles": failed,  # the latest 10, with the reason (`explain ARTICLE_ID` for the rest)
         "store": {"path": str(rt.db_path), "writable": not not_writable,
                   **({"problem": not_writable} if not_writable else {})},
-    }, title="status", rows_key="positions")
+    }, title="status", rows_key="positions", summary_kind="account",
+        items={"positions": "position", "open_orders": "open_order", "halts": "halt", "providers": "provider",
+               "last_runs": "last_run", "failed_articles": "failed_article"})

@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from tokenomics.commands import symbol_list
 from tokenomics.core.errors import UsageProblem
 from tokenomics.output import emit
 
@@ -54,6 +55,7 @@ def train(
     time-series CV without shuffling (walk-forward, or purged k-fold with an embargo); per-fold accuracy,
     precision, ROC AUC, Brier and the net return of trading the predictions."""
     from tokenomics.core import features as F
+    from tokenomics.core.bars import canonical_timeframe, minutes_timeframe
     from tokenomics.research import bars, ml
 
     rt = ctx.obj
@@ -69,12 +71,16 @@ def train(
     cv = cv or s.ml.cv
     if cv not in ("walk-forward", "purged"):
         raise UsageProblem(f"--cv must be walk-forward or purged (got {cv!r})")
-    tf = timeframe or (f"{s.sim.step_minutes}m" if source == "sim" else s.bars.timeframe)
+    try:  # 60m and 1h: one timeframe
+        tf = canonical_timeframe(timeframe) if timeframe else (
+            minutes_timeframe(s.sim.step_minutes) if source == "sim" else s.bars.timeframe)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
     feats = [f.strip() for f in features.split(",") if f.strip()] if features else list(F.FEATURES)
     unknown = [f for f in feats if f not in F.FEATURES]
     if unknown:
         raise UsageProblem(f"unknown feature(s) {', '.join(unknown)}", hint=f"available: {', '.join(F.FEATURES)}")
-    symbols = [x.upper() for x in symbol] if symbol else bars.stored_symbols(rt.store, source, tf)
+    symbols = symbol_list(symbol) or bars.stored_symbols(rt.store, source, tf)
     if not symbols:
         raise UsageProblem(f"no {source} {tf} bars in the store", hint=f"run `tokenomics fetch-bars --source {source}`")
     if grid:
@@ -118,6 +124,7 @@ def _grid(rt, combos: list[dict], params: dict, *, source: str, symbols: list[st
     with rt.store.run("train", rt.mode) as counts:
         data = ml.dataset(rt.store, source, symbols, tf, features, args["horizon"],
                           s.ml.threshold_pct if threshold is None else threshold)
+        ml.check_folds(data, cv, args["folds"])
         ex = for_settings(s, executor, address, workers)
         try:
             rows = sweeps.train_grid(ex, data, combos, params, args)

@@ -11,6 +11,16 @@ def cents(x: float) -> float:
     return float(Decimal(str(x)).quantize(CENT, rounding=ROUND_HALF_EVEN))
 
 
+def pct(x: float) -> str:
+    """A percentage for messages: 2 decimals at most, no float noise (7.5765 -> '7.58', 10.0 -> '10')."""
+    return f"{round(float(x), 2):g}"
+
+
+def usd(x: float) -> str:
+    """Money for messages: cents."""
+    return f"{float(x):.2f}"
+
+
 def floor_to(x: float, step: float) -> float:
     """Round x down to a multiple of step (never buy more than the cash allows)."""
     d, s = Decimal(str(x)), Decimal(str(step))

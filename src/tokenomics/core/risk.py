@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tokenomics.core.money import pct, usd
+
 Decision = Literal["accept", "shrink", "reject"]
 
 
@@ -95,19 +97,19 @@ def gate(p: Proposal, pf: Portfolio, limits: RiskLimits) -> GateDecision:
     cap = limits.max_position_pct / 100.0 * pf.equity - held
     if approved > cap:
         approved, rule = max(cap, 0.0), "max_position_pct"
-        detail = f"capped at {limits.max_position_pct}% of equity {pf.equity:.2f} = {cap + held:.2f}" + (
+        detail = f"capped at {pct(limits.max_position_pct)}% of equity {pf.equity:.2f} = {cap + held:.2f}" + (
             f" for the whole position (held {held:.2f})" if held else "")
     class_cap = limits.max_asset_class_pct.get(p.asset_class)
     if class_cap is not None:
         room = class_cap / 100.0 * pf.equity - pf.exposure(p.asset_class, exclude=p.symbol) - held
         if approved > room:
             approved, rule = max(room, 0.0), "max_asset_class_pct"
-            detail = (f"{p.asset_class} exposure capped at {class_cap}% of equity {pf.equity:.2f}; "
+            detail = (f"{p.asset_class} exposure capped at {pct(class_cap)}% of equity {pf.equity:.2f}; "
                       f"room left {max(room, 0.0):.2f}")
     room = limits.max_leverage * pf.equity - pf.exposure(exclude=p.symbol) - held
     if approved > room:
         approved, rule = max(room, 0.0), "max_leverage"
-        detail = f"gross exposure capped at {limits.max_leverage}x equity {pf.equity:.2f}; room left {max(room, 0.0):.2f}"
+        detail = f"gross exposure capped at {pct(limits.max_leverage)}x equity {pf.equity:.2f}; room left {max(room, 0.0):.2f}"
     available = pf.cash - sum(others_pending.values())
     affordable = max(available, 0.0) / (1.0 + p.cost_rate)
     if approved > affordable:
@@ -116,7 +118,7 @@ def gate(p: Proposal, pf: Portfolio, limits: RiskLimits) -> GateDecision:
     approved = int(approved * 100) / 100.0  # round down to the cent: never exceed a cap
     if approved < limits.min_order_usd or approved <= 0:
         return GateDecision("reject", 0.0, rule if rule != "all_limits" else "min_order_usd",
-                            f"{detail}; below min_order_usd {limits.min_order_usd}")
+                            f"{detail}; below min_order_usd {usd(limits.min_order_usd)}")
     if approved < p.notional:
         return GateDecision("shrink", approved, rule, detail)
     return GateDecision("accept", approved, rule, detail)
@@ -135,7 +137,7 @@ def loss_halts(
             loss_pct = (start - equity) / start * 100.0
             if loss_pct >= limit:
                 out.append((rule, f"equity {equity:.2f} is {loss_pct:.2f}% below the period start {start:.2f}; "
-                                  f"limit {limit}%"))
+                                  f"limit {pct(limit)}%"))
     return out
 
 
@@ -146,5 +148,5 @@ def drawdown_halt(*, equity: float, peak: float | None, limits: RiskLimits) -> t
     dd_pct = (peak - equity) / peak * 100.0
     if dd_pct >= limits.max_drawdown_pct:
         return ("max_drawdown", f"equity {equity:.2f} is {dd_pct:.2f}% below the peak {peak:.2f}; "
-                                f"limit {limits.max_drawdown_pct}%; lift with `tokenomics risk resume`")
+                                f"limit {pct(limits.max_drawdown_pct)}%; lift with `tokenomics risk resume`")
     return None

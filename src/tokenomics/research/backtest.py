@@ -32,10 +32,11 @@ from typing import Any
 import numpy as np
 
 from tokenomics.core import backtest as bt
-from tokenomics.core.bars import timeframe_seconds
+from tokenomics.core.bars import canonical_timeframe, minutes_timeframe, timeframe_seconds
 from tokenomics.core.errors import UsageProblem
 from tokenomics.core.models import Article, Score
 from tokenomics.core.money import lot_size
+from tokenomics.logs import progress
 from tokenomics.research import bars as bars_mod
 from tokenomics.runtime import SIM_CLOCK, Options, Runtime
 from tokenomics.store import Store, iso, parse_ts, utcnow
@@ -47,7 +48,7 @@ CACHE_PREFIX = "score:"
 
 # --- history in the main store ---------------------------------------------------------------
 def timeframe(rt: Runtime) -> str:
-    return f"{rt.settings.sim.step_minutes}m"
+    return minutes_timeframe(rt.settings.sim.step_minutes)
 
 
 def epoch_seconds(texts: Any) -> np.ndarray:
@@ -368,7 +369,7 @@ def resolve_source(rt: Runtime, source: str | None, tf: str | None,
             raise UsageProblem(f"{source} bars are stored in several timeframes ({', '.join(sorted(tfs))}): "
                                "give --timeframe")
     try:
-        timeframe_seconds(tf)
+        tf = canonical_timeframe(tf)  # 60m and 1h: one timeframe
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     stored = [r["symbol"] for r in st.all("SELECT DISTINCT symbol FROM bars WHERE source = ? AND timeframe = ? "
@@ -594,9 +595,11 @@ def cutoff_warning(settings: Any, strategy: str, start: datetime) -> str | None:
     return None
 
 
-def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any, scorer: Any | None = None) -> dict:
+def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any, scorer: Any | None = None,
+              batch: bool = True) -> dict:
     """Replay [first, last] through `run`'s tick and the strategy's steps on a fresh store; return
-    trades, equity, metrics."""
+    trades, equity, metrics. The model strategy predicts every bar of the window in one batch first
+    (`batch`; without it, each step computes its features and predicts, as `run` does)."""
     import threading
 
     from tokenomics.config import LogSettings
@@ -613,7 +616,7 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
                                "such as ml.min_probability or exits.stop_loss_pct")
         model = params.get("model") or settings.ml.model
         card = ml.load_model(ml.model_path(settings.ml.models_dir, model)).card
-        source, tf = card["source"], card["timeframe"]
+        source, tf = card["source"], canonical_timeframe(card["timeframe"])
     elif params:
         raise UsageProblem(f"sentiment: unknown parameter(s) {sorted(params)}; use dotted settings keys "
                            "such as sentiment.min_conviction or exits.stop_loss_pct")
@@ -649,16 +652,23 @@ def run_chain(rt: Runtime, strategy: str, w: Window, params: dict, settings: Any
         settings = settings.model_copy(update={"logs": LogSettings(dir=Path(tmp) / "logs",
                                                                    level=settings.logs.level)})
         rep = ReplayRuntime(rt, settings, Path(tmp) / "replay.db", bars, cached, clock, calendar)
+        if w.stored:
+            rep.model_bars = (source, tf)  # the model predicts on the replayed bars
         try:
             rep.start_at(w.first)
             if model or w.stored:  # features and volatility read these, each bounded by the replay's now
                 warmup = max(ml.LOOKBACK_BARS if model else 0, settings.sizing.vol_lookback_bars + 1)
                 copy_bars(rt.store, rep.store, source, tf, symbols, warmup, t0, t1)
+            if model and batch:
+                rep.predictions = ml.Predictions(ml.load_model(ml.model_path(settings.ml.models_dir, model)),
+                                                 rep.store, source, tf, symbols)
             start_equity = account.mark_to_market(rep)["equity"]
             stop = threading.Event()
             steps = steps_for(rep, strategy, model)
-            for n in range(1, w.last - w.first + 1):
-                tick(rep, n, stop, steps)
+            with progress(f"backtest {strategy}", w.last - w.first) as advance:
+                for n in range(1, w.last - w.first + 1):
+                    tick(rep, n, stop, steps)
+                    advance(1)
             out = collect(rep, start_equity, bars, symbols, tf if w.stored else None)
         finally:
             rep.close()
@@ -725,7 +735,7 @@ def check_strategy(strategy: str) -> None:
 
 
 def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: Any | None = None,
-                 curves: bool = True, reuse_bars: bool = False) -> dict:
+                 curves: bool = True, reuse_bars: bool = False, batch: bool = True) -> dict:
     """One backtest. Dotted params (`broker.fee_bps`) override settings; plain ones are the strategy's.
     Without `curves` the equity and benchmark curves are left out (sweeps)."""
     check_strategy(strategy)
@@ -734,7 +744,7 @@ def run_backtest(rt: Runtime, strategy: str, w: Window, params: dict, scorer: An
     if strategy == "sma":
         out = run_sma(rt, w, own, settings, curves, reuse_bars)
     else:
-        out = run_chain(rt, strategy, w, own, settings, scorer)
+        out = run_chain(rt, strategy, w, own, settings, scorer, batch)
         if not curves:
             out.pop("equity", None)
             out.pop("benchmark_equity", None)

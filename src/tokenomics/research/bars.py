@@ -7,14 +7,13 @@ so a re-run inserts nothing twice and an interrupted fetch resumes from the last
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from tokenomics.core.bars import find_gaps, timeframe_seconds
+from tokenomics.core.bars import bar_problem, find_gaps, minutes_timeframe, timeframe_seconds
 from tokenomics.core.errors import UsageProblem
-from tokenomics.logs import app_log
+from tokenomics.logs import app_log, progress
 from tokenomics.store import Store, iso, parse_ts
 
 SOURCES = ("sim", "file", "ccxt", "alpaca")
@@ -30,9 +29,11 @@ def store_rows(store: Store, rows: list[dict]) -> int:
     return store.bulk_insert("bars", rows)
 
 
-def gaps(store: Store, source: str, symbol: str, timeframe: str, since: str | None = None) -> list[dict]:
+def gaps(store: Store, source: str, symbol: str, timeframe: str, since: str | None = None,
+         invalid: frozenset[datetime] = frozenset()) -> list[dict]:
     """Missing bars, counted against the asset class's calendar: an equity's bars exist only in NYSE
-    sessions (nights, weekends and holidays are no gaps); crypto trades around the clock."""
+    sessions (nights, weekends and holidays are no gaps); crypto trades around the clock. Bars at
+    `invalid` times were in the source but refused (reported as invalid, not as gaps)."""
     times = [parse_ts(r["ts"]) for r in store.all(
         "SELECT ts FROM bars WHERE source = ? AND symbol = ? AND timeframe = ? AND ts >= ? ORDER BY ts",
         [source, symbol, timeframe, since or ""])]
@@ -42,31 +43,15 @@ def gaps(store: Store, source: str, symbol: str, timeframe: str, since: str | No
 
         cal = MarketCalendar.around(store, times[0], times[-1])
         expected = lambda a, b: cal.trades_during("equity", a, b)  # noqa: E731
+    if invalid:
+        inner = expected
+        expected = lambda a, b: a not in invalid and (inner is None or inner(a, b))  # noqa: E731
     return find_gaps(times, timeframe_seconds(timeframe), expected)
 
 
-@contextmanager
-def progress(label: str, total: int | None) -> Iterator[Any]:
-    """A rich progress bar on stderr (only when stderr is a terminal); yields advance(n)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=not console.is_terminal) as p:
-        task = p.add_task(label, total=total)
-        yield lambda n: p.advance(task, n)
-
-
 def _summary(store: Store, source: str, symbol: str, timeframe: str, fetched: int, new: int,
-             first_new: str | None) -> dict:
-    g = gaps(store, source, symbol, timeframe, first_new) if first_new else []
+             first_new: str | None, invalid: frozenset[datetime] = frozenset()) -> dict:
+    g = gaps(store, source, symbol, timeframe, first_new, invalid) if first_new else []
     if g and source != "sim":
         app_log.warning("%s %s %s: %d gaps (%d bars missing) in the fetched range", source, symbol, timeframe,
                         len(g), sum(x["missing"] for x in g))
@@ -79,7 +64,7 @@ def _summary(store: Store, source: str, symbol: str, timeframe: str, fetched: in
 def fetch_sim(rt, symbols: Iterable[str]) -> list[dict]:
     """Sim bars from the first step after each symbol's last stored bar up to now (never the future)."""
     world = rt.world
-    tf = f"{rt.settings.sim.step_minutes}m"
+    tf = minutes_timeframe(rt.settings.sim.step_minutes)
     now_step = rt.sim_step()
     symbols = list(symbols)
     unknown = [s for s in symbols if s not in world.symbols]
@@ -111,7 +96,7 @@ def fetch_sim(rt, symbols: Iterable[str]) -> list[dict]:
 
 def ensure_sim_bars(rt, first: int, last: int) -> int:
     """Store the sim market's bars of steps [first, last] (natural keys: nothing is stored twice)."""
-    tf = f"{rt.settings.sim.step_minutes}m"
+    tf = minutes_timeframe(rt.settings.sim.step_minutes)
     first = max(first, 1)
     have = rt.store.scalar(
         "SELECT COUNT(DISTINCT ts) FROM bars WHERE source = 'sim' AND timeframe = ? AND ts >= ? AND ts <= ?",
@@ -136,25 +121,51 @@ def sync_sim_bars(rt, lookback: int) -> int:
     function of the clock: nothing from the future). Cheap when called every tick."""
     step = rt.sim_step()
     last = rt.store.scalar("SELECT MAX(ts) FROM bars WHERE source = 'sim' AND timeframe = ?",
-                           [f"{rt.settings.sim.step_minutes}m"])
+                           [minutes_timeframe(rt.settings.sim.step_minutes)])
     first = max(step - lookback, rt.world.step_at(parse_ts(last)) + 2 if last else 1)
     return ensure_sim_bars(rt, first, step) if first <= step else 0
 
 
-def fetch_file(rt, path: Path, symbol: str | None, timeframe: str) -> list[dict]:
-    from tokenomics.adapters.marketdata import read_file
+def read_file(path: Path, symbol: str | None, timeframe: str) -> tuple[list[dict], list[dict]]:
+    """A file's valid bars and its invalid rows (unreadable time or price, impossible bar), read before
+    any write: a file with no valid bar is refused (exit 2, the store untouched); otherwise the invalid
+    rows are left out with one warning naming the first few."""
+    from tokenomics.adapters.marketdata import read_file as read
 
-    rows = read_file(path, symbol, timeframe)
+    rows, invalid = read(path, symbol, timeframe)
+    if not rows:
+        raise UsageProblem(f"{path}: no valid bar ({len(invalid)} row(s) refused): {_examples(invalid)}",
+                           hint="a bar needs a readable time and finite prices > 0 with low <= open, close <= high")
+    if invalid:
+        app_log.warning("%s: %d invalid row(s) of %d left out: %s", path, len(invalid), len(rows) + len(invalid),
+                        _examples(invalid), extra={"step": "fetch-bars", "invalid": len(invalid)})
+    return rows, invalid
+
+
+def store_file(rt, rows: list[dict], invalid: list[dict], timeframe: str) -> list[dict]:
+    """read_file's bars into the store; a row left out is counted as invalid, not as a gap."""
     out = []
     for sym in sorted({r["symbol"] for r in rows}):
         mine = [r for r in rows if r["symbol"] == sym]
+        bad = [r for r in invalid if r["symbol"] == sym]
         new = 0
         with progress(f"file {sym}", len(mine)) as advance:
             for i in range(0, len(mine), 5000):
                 new += store_rows(rt.store, mine[i:i + 5000])
                 advance(len(mine[i:i + 5000]))
-        out.append(_summary(rt.store, "file", sym, timeframe, len(mine), new, mine[0]["ts"] if new else None))
+        times = frozenset(parse_ts(r["ts"]) for r in bad if r["ts"])
+        out.append({**_summary(rt.store, "file", sym, timeframe, len(mine), new, mine[0]["ts"] if new else None,
+                               times), "invalid": len(bad)})
     return out
+
+
+def fetch_file(rt, path: Path, symbol: str | None, timeframe: str) -> list[dict]:
+    return store_file(rt, *read_file(path, symbol, timeframe), timeframe)
+
+
+def _examples(invalid: list[dict], n: int = 3) -> str:
+    text = "; ".join(f"{r['where']}: {r['problem']}" for r in invalid[:n])
+    return text + (f"; and {len(invalid) - n} more" if len(invalid) > n else "")
 
 
 def fetch_incremental(store: Store, source: str, label: str, symbols: Iterable[str], timeframe: str,
@@ -169,17 +180,37 @@ def fetch_incremental(store: Store, source: str, label: str, symbols: Iterable[s
         total = max(int((until - start).total_seconds()) // tf_s, 0)
         fetched = new = 0
         first_new = None
+        invalid: list[dict] = []
         with progress(f"{label} {sym} {timeframe}", total) as advance:
             for page in pages(sym, start):
                 fetched += len(page)
+                page, bad = valid_bars(page)
+                invalid += bad
                 n = store_rows(store, page)
                 if n and first_new is None:
                     first_new = page[0]["ts"]
                 new += n
                 advance(len(page))
-        out.append(_summary(store, source, sym, timeframe, fetched, new,
-                            (last.isoformat() if last else first_new) if new else None))
+        if invalid:
+            app_log.warning("%s %s %s: %d invalid bar(s) left out: %s", label, sym, timeframe, len(invalid),
+                            _examples(invalid), extra={"step": "fetch-bars", "invalid": len(invalid)})
+        out.append({**_summary(store, source, sym, timeframe, fetched, new,
+                               (last.isoformat() if last else first_new) if new else None,
+                               frozenset(parse_ts(r["ts"]) for r in invalid)), "invalid": len(invalid)})
     return out
+
+
+def valid_bars(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """A provider's page split into valid bars and the impossible ones (core.bars.bar_problem), each
+    of those as {where: its time, problem, symbol, ts}."""
+    good, bad = [], []
+    for r in rows:
+        problem = bar_problem(r["open"], r["high"], r["low"], r["close"], r.get("volume"))
+        if problem:
+            bad.append({"where": r["ts"], "problem": problem, "symbol": r["symbol"], "ts": r["ts"]})
+        else:
+            good.append(r)
+    return good, bad
 
 
 def fetch_ccxt(store: Store, exchange: Any, symbols: Iterable[str], timeframe: str, since: datetime,

@@ -1,11 +1,13 @@
 """Training, model storage and model signals over the store's bars.
 
-A model lives in <ml.models_dir>/<name>/: model.joblib (the fitted scikit-learn pipeline) and
+A model lives in <ml.models_dir>/<name>/: model.joblib (the fitted scikit-learn pipeline), model.npz
+(its numpy export, what predicting loads when the pipeline is a tree model: see research/forest.py) and
 model_card.json (what it was trained on, how, and how well it did out of sample).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import importlib
 import json
@@ -22,9 +24,11 @@ import numpy as np
 
 from tokenomics.core import features as F
 from tokenomics.core import ml as core
-from tokenomics.core.bars import timeframe_seconds
+from tokenomics.core.bars import canonical_timeframe, minutes_timeframe, timeframe_seconds
 from tokenomics.core.errors import UsageProblem
-from tokenomics.store import Store, iso
+from tokenomics.logs import progress
+from tokenomics.research import forest
+from tokenomics.store import Store, iso, parse_ts
 
 SHIPPED = Path(__file__).resolve().parents[3] / "trained_models"
 CARD = "model_card.json"
@@ -73,6 +77,7 @@ def save_model(models_dir: Path, name: str, pipe: Any, card: dict[str, Any], for
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.new-", dir=models_dir))
     try:
         joblib.dump(pipe, tmp / PIPELINE, compress=3)
+        forest.save(pipe, tmp / forest.NUMPY_FILE, tmp / PIPELINE)  # what predicting loads, without sklearn
         (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
         old = None
         if target.exists():
@@ -232,11 +237,21 @@ def versions() -> dict[str, str]:
 
 
 def cross_validate(data: dict[str, Any], *, classifier: str, params: dict[str, Any], cv: str, folds: int,
-                   horizon: int, embargo: int, min_probability: float, cost_rate: float) -> list[dict[str, Any]]:
+                   horizon: int, embargo: int, min_probability: float, cost_rate: float,
+                   label: str = "train: folds") -> list[dict[str, Any]]:
     """Out-of-sample metrics of each time-series fold (no shuffling) of `dataset(...)`'s rows."""
     splits = core.time_splits(data["ts"], data["label_end"], data["group"], cv, folds, embargo)
     fold_rows = []
+    with progress(label, len(splits)) as advance:
+        fold_rows = _folds(data, splits, classifier, params, horizon, min_probability, cost_rate, advance)
+    return fold_rows
+
+
+def _folds(data: dict[str, Any], splits: list, classifier: str, params: dict[str, Any], horizon: int,
+           min_probability: float, cost_rate: float, advance: Any) -> list[dict[str, Any]]:
+    fold_rows = []
     for i, (tr, te) in enumerate(splits):
+        advance(1)
         ytr = data["y"][tr]
         if len(set(ytr.tolist())) < 2 or not len(te):
             continue
@@ -258,6 +273,21 @@ def mean_metrics(fold_rows: list[dict[str, Any]]) -> dict[str, float]:
             for k in MEAN_KEYS if any(f[k] is not None for f in fold_rows)}
 
 
+MIN_FOLD_BARS = 50  # a test block of fewer bars gives metrics that are mostly noise
+
+
+def check_folds(data: dict[str, Any], cv: str, folds: int) -> None:
+    """Exit 2 when the data cannot fill the folds: each test block (walk-forward cuts time in folds + 1
+    blocks, purged in folds) must hold at least MIN_FOLD_BARS bar times."""
+    blocks = folds + 1 if cv == "walk-forward" else folds
+    times = len(np.unique(data["ts"]))
+    if times < MIN_FOLD_BARS * blocks:
+        raise UsageProblem(
+            f"too little data to train with --folds {folds} ({cv}): {times} labelled bars make folds of "
+            f"{times // blocks} bars; need at least {MIN_FOLD_BARS} bars per fold, {MIN_FOLD_BARS * blocks} in all",
+            hint=f"fetch more bars or use fewer --folds (at most {max(times // MIN_FOLD_BARS - (cv == 'walk-forward'), 0)})")
+
+
 def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe: str, features: list[str],
           classifier: str, params: dict[str, Any], horizon: int, threshold_pct: float, cv: str, folds: int,
           embargo: int, min_probability: float, cost_rate: float, models_dir: Path, now: datetime,
@@ -265,8 +295,10 @@ def train(store: Store, *, name: str, source: str, symbols: list[str], timeframe
     """Cross-validate (no shuffling), fit on everything, save pipeline and card; return the card."""
     check_target(models_dir, name, force)
     data = dataset(store, source, symbols, timeframe, features, horizon, threshold_pct)
+    check_folds(data, cv, folds)
     fold_rows = cross_validate(data, classifier=classifier, params=params, cv=cv, folds=folds, horizon=horizon,
-                               embargo=embargo, min_probability=min_probability, cost_rate=cost_rate)
+                               embargo=embargo, min_probability=min_probability, cost_rate=cost_rate,
+                               label=f"train {name}: folds")
     if len(set(data["y"].tolist())) < 2:
         raise UsageProblem("every label is the same class: change ml.horizon or ml.threshold_pct")
     pipe = make_pipeline(classifier, params).fit(data["x"], data["y"])
@@ -321,16 +353,18 @@ def list_models(models_dir: Path) -> list[dict[str, Any]]:
 
 class Model:
     def __init__(self, path: Path):
-        import joblib
-
         self.path = path
         self.card = json.loads((path / CARD).read_text())
         self.name = self.card["name"]
         self.features: list[str] = self.card["features"]
-        self.pipe = joblib.load(path / PIPELINE)
-        for _, step in getattr(self.pipe, "steps", []):  # one row at a time: worker threads only cost time
-            if getattr(step, "n_jobs", None) not in (None, 1):
-                step.n_jobs = 1
+        self.pipe = forest.load(path / forest.NUMPY_FILE, path / PIPELINE)  # the numpy export of this pickle
+        if self.pipe is None:
+            import joblib
+
+            self.pipe = joblib.load(path / PIPELINE)
+            for _, step in getattr(self.pipe, "steps", []):  # one row at a time: worker threads only cost time
+                if getattr(step, "n_jobs", None) not in (None, 1):
+                    step.n_jobs = 1
 
     def check_features(self, features: list[str]) -> None:
         """Refuse to predict on a feature set other than the one the model was trained on."""
@@ -359,30 +393,91 @@ class Model:
 
 
 LOOKBACK_BARS = F.WARMUP + 200  # closed bars read per symbol to compute the newest bar's features
-_LOADED: dict[tuple[str, int], Model] = {}
+_LOADED: dict[tuple[str, int, int | None], Model] = {}
 
 
 def load_model(path: Path) -> Model:
     """A model, loaded once per process and again only when its pipeline file changes (a loop or a
     backtest predicts every tick)."""
-    key = (str(path), (path / PIPELINE).stat().st_mtime_ns)
+    npz = path / forest.NUMPY_FILE
+    key = (str(path), (path / PIPELINE).stat().st_mtime_ns, npz.stat().st_mtime_ns if npz.exists() else None)
     if key not in _LOADED:
         _LOADED[key] = Model(path)
     return _LOADED[key]
 
 
+class Predictions:
+    """P(up) of every bar of a replay's symbols, computed once before the replay: each symbol's
+    features over all its bars (causal: a bar's row reads only the bars up to it) and one batched
+    predict. The per-step path computes the same row from the last LOOKBACK_BARS bars; the recursive
+    features' dependence on where their window starts has faded far below what a decision sees
+    (the tests compare the two backtests' signals, orders and equity)."""
+
+    def __init__(self, model: Model, store: Store, source: str, timeframe: str, symbols: list[str]):
+        from tokenomics.research import bars as bars_mod
+
+        self.name = model.name
+        self.table: dict[str, tuple[list[float], list[datetime], np.ndarray]] = {}
+        need = F.WARMUP + 35  # bars up to a bar for its features (as the per-step path asks)
+        xs, spans = [], []
+        for sym in symbols:
+            df = bars_mod.load_frame(store, source, sym, timeframe)
+            if df.height < need:  # none of its bars is predicted on
+                self.table[sym] = ([t.timestamp() for t in df["ts"].to_list()], [], np.empty(0))
+                continue
+            feats = frame_features(df, model.features)  # its rows: bars WARMUP, WARMUP + 1, ...
+            model.check_features([c for c in feats.columns if c not in ("ts", "close")])
+            x = feats.select(model.features).to_numpy().astype(float)[need - 1 - F.WARMUP:]
+            xs.append(x)
+            spans.append((sym, df["ts"].to_list()))
+        if not xs:
+            return
+        x = np.vstack(xs)
+        ok = ~np.isnan(x).any(axis=1)
+        proba = np.full(len(x), np.nan)
+        if ok.any():
+            proba[ok] = positive_proba(model.pipe, x[ok])
+        at = 0
+        for sym, ts in spans:
+            k = len(ts) - (need - 1)  # bars with a prediction: from the need-th on
+            self.table[sym] = ([t.timestamp() for t in ts], ts, np.concatenate([np.full(need - 1, np.nan),
+                                                                                proba[at:at + k]]))
+            at += k
+
+    SKIP = ("skip",)  # too few bars up to then: the symbol is not predicted on
+
+    def latest(self, symbol: str, until: datetime) -> "tuple[datetime, float] | tuple[str] | None":
+        """(open time, P(up)) of the symbol's newest bar at or before `until`; SKIP when it has fewer
+        bars than the features need; None when the table cannot say (a symbol it does not hold, a NaN
+        feature): the per-step path then decides, as it always did."""
+        row = self.table.get(symbol)
+        if row is None:
+            return None
+        epochs, ts, proba = row
+        i = bisect.bisect_right(epochs, until.timestamp()) - 1
+        if i + 1 < F.WARMUP + 35:
+            return self.SKIP
+        if np.isnan(proba[i]):
+            return None
+        return ts[i], float(proba[i])
+
+
 def model_signals(rt, name: str) -> dict[str, Any]:
-    """Predict on each symbol's latest stored bar; write a buy signal (strength = probability) or a skip."""
+    """Predict on each symbol's latest stored bar; write a buy signal (strength = probability) or a skip.
+    A bar already predicted on is read back from its signal, not recomputed; a replay with precomputed
+    `predictions` looks its bars up."""
     from tokenomics.research import bars as bars_mod
 
     s = rt.settings
     st = rt.store
     model = load_model(model_path(s.ml.models_dir, name))
     card = model.card
-    source, tf = card["source"], card["timeframe"]
+    # the bars it was trained on (a card of 60m reads 1h bars); a replay over stored bars predicts on the
+    # replayed ones (scale-free features)
+    source, tf = getattr(rt, "model_bars", None) or (card["source"], canonical_timeframe(card["timeframe"]))
     tf_s = timeframe_seconds(tf)
     now = rt.now()
-    if source == "sim" and rt.mode == "sim" and tf == f"{s.sim.step_minutes}m":
+    if source == "sim" and rt.mode == "sim" and tf == minutes_timeframe(s.sim.step_minutes):
         bars_mod.sync_sim_bars(rt, bars_mod.sim_steps_for(LOOKBACK_BARS))  # closed bars up to now
     symbols = [sym for sym in bars_mod.stored_symbols(st, source, tf) if sym in s.universe.symbols]
     held = {p["symbol"] for p in st.positions()}
@@ -391,20 +486,41 @@ def model_signals(rt, name: str) -> dict[str, Any]:
         "UNION SELECT symbol FROM orders WHERE intent = 'entry' AND status NOT IN "
         "('filled', 'rejected', 'canceled', 'expired')")}
     made, skipped, rows = [], 0, []
-    latest = []  # (symbol, bar open time, features) of the symbols with enough closed bars
+    until = now - timedelta(seconds=tf_s)
+    pre = getattr(rt, "predictions", None)
+    pre = pre if pre is not None and pre.name == name else None
+    latest: list[list] = []  # [symbol, bar open time, P(up) (None: read its signal), features to predict on]
     for sym in symbols:
-        df = bars_mod.load_frame(st, source, sym, tf, until=now - timedelta(seconds=tf_s), limit=LOOKBACK_BARS)
+        hit = pre.latest(sym, until) if pre is not None else None
+        if hit is Predictions.SKIP:
+            continue
+        if hit is not None:
+            latest.append([sym, hit[0], hit[1], None])
+            continue
+        newest = st.scalar("SELECT MAX(ts) FROM bars WHERE source = ? AND symbol = ? AND timeframe = ? AND ts <= ?",
+                           [source, sym, tf, until.isoformat()])
+        if newest and st.scalar("SELECT 1 FROM signals WHERE id = ?", [f"model:{name}:{sym}:{iso(parse_ts(newest))}"]):
+            latest.append([sym, parse_ts(newest), None, None])  # predicted on already: its signal says what
+            continue
+        df = bars_mod.load_frame(st, source, sym, tf, until=until, limit=LOOKBACK_BARS)
         if df.height >= F.WARMUP + 35:
-            latest.append((sym, *model.latest_features(df)))
-    probas = positive_proba(model.pipe, np.vstack([x for *_, x in latest])) if latest else []
-    for (sym, bar_ts, _), p in zip(latest, probas):
-        p = float(p)
+            bar_ts, x = model.latest_features(df)
+            latest.append([sym, bar_ts, None, x])
+    todo = [r for r in latest if r[3] is not None]
+    if todo:  # one predict for the symbols with a new bar
+        for r, p in zip(todo, positive_proba(model.pipe, np.vstack([r[3] for r in todo]))):
+            r[2] = float(p)
+    for sym, bar_ts, p, x in latest:
+        sid = f"model:{name}:{sym}:{iso(bar_ts)}"
+        if p is None:  # (x is None too: a bar predicted on before)
+            row = st.one("SELECT * FROM signals WHERE id = ?", [sid])
+            rows.append({**row, "bar_ts": iso(bar_ts), "already_recorded": True})
+            continue
         bar_close = bar_ts + timedelta(seconds=tf_s)
         stale = now - bar_close > timedelta(seconds=tf_s * s.ml.max_bar_age_bars)
         d = core.decide_model_entry(
             probability=p, min_probability=s.ml.min_probability, held=sym in held, pending=sym in pending,
             open_slots=s.risk.max_open_positions - len(held | pending), tradable=rt.tradable(sym, now), stale=stale)
-        sid = f"model:{name}:{sym}:{iso(bar_ts)}"
         row = {
             "id": sid, "symbol": sym, "side": "buy", "source": "model", "strength": round(p, 6),
             "reason": f"{name}: P(up over {card['label']['horizon_bars']} bars) = {p:.3f}", "ref": name,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tokenomics.core import metrics
+from tokenomics.core.bars import canonical_timeframe, minutes_timeframe
 from tokenomics.core.errors import UsageProblem
 from tokenomics.runtime import Runtime
 from tokenomics.store import parse_ts
@@ -80,13 +81,13 @@ def symbol_closes(rt: Runtime, symbol: str, timeframe: str, lookback: int,
     if (src in (None, "sim") and rt.mode == "sim" and timeframe == sim_timeframe(rt)
             and symbol in rt.settings.universe.symbols):
         step = rt.sim_step()
-        bars = [b for b in rt.world.bars(max(step - lookback * 3, 1), step) if b["symbol"] == symbol]
+        bars = rt.world.bars(max(step - lookback * 3, 1), step, (symbol,))
         return {b["ts"]: b["close"] for b in bars[-lookback:]}
     return {}
 
 
 def sim_timeframe(rt: Runtime) -> str:
-    return f"{rt.settings.sim.step_minutes}m"
+    return minutes_timeframe(rt.settings.sim.step_minutes)
 
 
 def bar_returns(rt: Runtime, symbols: list[str], weights: list[float], timeframe: str,
@@ -113,7 +114,7 @@ def parse_symbols(symbols: str | None, weights: str | None) -> tuple[list[str], 
     syms = [s.strip().upper() for s in (symbols or "").split(",") if s.strip()]
     if not syms:
         if weights:
-            raise UsageProblem("--weights needs --symbols")
+            raise UsageProblem("--weights needs --symbol")
         return [], []
     if not weights:
         return syms, [1.0 / len(syms)] * len(syms)
@@ -142,9 +143,8 @@ def risk_report(rt: Runtime, *, symbols: str | None = None, weights: str | None 
         raise UsageProblem("--window must be at least 2")
     syms, w = parse_symbols(symbols, weights)
     if syms:
-        tf = timeframe or sim_timeframe(rt)
         try:
-            metrics.timeframe_minutes(tf)
+            tf = canonical_timeframe(timeframe) if timeframe else sim_timeframe(rt)
         except ValueError as exc:
             raise UsageProblem(str(exc)) from None
         ts, r, ppy = bar_returns(rt, syms, w, tf, lookback, source, periods_per_year)

@@ -76,7 +76,8 @@ def check_exits(rt: Runtime) -> dict:
                 held += 1
             else:
                 results.append(out)
-        mark_to_market(rt)
+        if not rt.in_tick:  # a tick marks once, at its end
+            mark_to_market(rt)
     closed = [r["closed"] for r in results if r.get("closed")]
     if errors and not results and len(errors) == len(positions):
         raise ProviderError("check-exits: " + "; ".join(errors)[:400])

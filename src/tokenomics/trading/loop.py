@@ -101,45 +101,48 @@ def tick(rt, n: int, stop: threading.Event, steps: list | None = None) -> dict:
     from tokenomics.trading.faults import Health
 
     health = Health(rt)
-    if rt.mode == "sim":
-        rt.advance(1)
-    else:
-        rt.refresh_clock()
-    row: dict = {"tick": n, "now": rt.now().isoformat()}
-    if rt.mode != "sim":  # adopt what happened at the broker (fills, closes) before deciding anything
-        from tokenomics.trading.reconcile import reconcile
+    rt.in_tick = True  # its steps leave the marking to its end (one mark per tick)
+    try:
+        if rt.mode == "sim":
+            rt.advance(1)
+        else:
+            rt.refresh_clock()
+        row: dict = {"tick": n, "now": rt.now().isoformat()}
+        if rt.mode != "sim":  # adopt what happened at the broker (fills, closes) before deciding anything
+            from tokenomics.trading.reconcile import reconcile
 
-        out = _step(rt, "reconcile", reconcile, health)
-        if out is not None:
-            row["differences"] = out["differences"]
-    chain = steps or STEPS
-    for name, step in chain:
-        if stop.is_set():
-            row["interrupted_before"] = name
-            break
-        out = _step(rt, name, step, health)
-        if out is None:
-            row.setdefault("failed", []).append(name)
-            continue
-        if name == "fetch-news":
-            row["articles"] = out["new"]
-        elif name == "score":
-            row["scores"] = out["scores"]
-            row["by_sentiment"] = out["by_sentiment"]
-        elif name == "signal":
-            row["signals"] = out["signals"]
-        elif name == "trade":
-            row["opened"] = [{"symbol": r["symbol"], "qty": r["qty"], "price": r["price"]}
-                             for r in out["rows"] if r["status"] == "filled" and r["intent"] == "entry"]
-        elif name == "check-exits":
-            row["closed"] = [{"symbol": c["symbol"], "reason": c["exit_reason"], "pnl": c["pnl"]}
-                             for c in (r["closed"] for r in out["rows"]) if c]
-    if rt.mode == "sim":
-        row.update(account.mark_to_market(rt))
-    else:
-        marks = _step(rt, "mark-to-market", account.mark_to_market, health)
-        row.update(marks or {})  # no equity when the marks could not be taken this tick
-    rt.end_tick()
+            out = _step(rt, "reconcile", reconcile, health)
+            if out is not None:
+                row["differences"] = out["differences"]
+        chain = steps or STEPS
+        for name, step in chain:
+            if stop.is_set():
+                row["interrupted_before"] = name
+                break
+            out = _step(rt, name, step, health)
+            if out is None:
+                row.setdefault("failed", []).append(name)
+                continue
+            if name == "fetch-news":
+                row["articles"] = out["new"]
+            elif name == "score":
+                row["scores"] = out["scores"]
+                row["by_sentiment"] = out["by_sentiment"]
+            elif name == "signal":
+                row["signals"] = out["signals"]
+            elif name == "trade":
+                row["opened"] = [{"symbol": r["symbol"], "qty": r["qty"], "price": r["price"]}
+                                 for r in out["rows"] if r["status"] == "filled" and r["intent"] == "entry"]
+            elif name == "check-exits":
+                row["closed"] = [{"symbol": c["symbol"], "reason": c["exit_reason"], "pnl": c["pnl"]}
+                                 for c in (r["closed"] for r in out["rows"]) if c]
+        if rt.mode == "sim":
+            row.update(account.mark_to_market(rt))
+        else:
+            marks = _step(rt, "mark-to-market", account.mark_to_market, health)
+            row.update(marks or {})  # no equity when the marks could not be taken this tick
+    finally:
+        rt.end_tick()
     rt.store.checkpoint()  # PASSIVE: the WAL stays about one tick long
     return row
 

@@ -244,14 +244,16 @@ def trade(rt: Runtime) -> dict:
     results, rejected = [], 0
     with st.trade_lock(rt.settings.trading.lock_timeout_seconds):
         results += resume_unfinished(rt)
-        mark_to_market(rt)
+        sized = st.all("SELECT * FROM signals WHERE status = 'sized' AND side = 'buy' ORDER BY created_at, id")
+        if sized or not rt.in_tick:  # the gate reads the halts at now's prices (a tick marks once, at its end)
+            mark_to_market(rt)
         if rt.store.scalar("SELECT COUNT(*) FROM reconcile_diffs WHERE status = 'open'"):
             app_log.warning("no new entries: store and broker differ (see `tokenomics reconcile`)")
             return {"orders": len(results), "filled": sum(1 for r in results if r["status"] == "filled"),
                     "rejected": 0, "blocked_by_reconcile": True, "rows": results}
         lim = limits(rt)
         max_age = timedelta(minutes=rt.settings.signals.max_age_minutes)
-        for sg in st.all("SELECT * FROM signals WHERE status = 'sized' AND side = 'buy' ORDER BY created_at, id"):
+        for sg in sized:
             if rt.now() - parse_ts(sg["created_at"]) > max_age:
                 with st.tx():
                     st.execute("UPDATE signals SET status = 'expired', status_reason = ?, updated_at = ? WHERE id = ?",
@@ -273,6 +275,7 @@ def trade(rt: Runtime) -> dict:
                                  reason=sg["source"], notional=d.approved)
             if order:
                 results.append(send(rt, order))
-        mark_to_market(rt)
+        if not rt.in_tick:
+            mark_to_market(rt)
     return {"orders": len(results), "filled": sum(1 for r in results if r["status"] == "filled"),
             "rejected": rejected + sum(1 for r in results if r["status"] == "rejected"), "rows": results}

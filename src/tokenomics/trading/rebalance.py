@@ -41,7 +41,7 @@ def price_history(rt: Runtime, symbols: list[str], lookback: int) -> tuple[Any, 
         origin = f"bars:{best['source']}/{best['timeframe']}"
     elif rt.mode == "sim":
         step = rt.sim_step()
-        rows = [b for b in rt.world.bars(max(step - lookback + 1, 1), step) if b["symbol"] in symbols]
+        rows = rt.world.bars(max(step - lookback + 1, 1), step, symbols)
         origin = f"sim:{lookback} steps"
     else:
         raise ProviderError(f"no stored bars cover {', '.join(symbols)}", hint="run `tokenomics fetch-bars` first")

@@ -7,6 +7,7 @@ import json
 
 from tokenomics.core import risk
 from tokenomics.core import sizing as sizing_methods
+from tokenomics.core.bars import minutes_timeframe
 from tokenomics.core.metrics import periods_per_year
 from tokenomics.core.sizing import fixed_range
 from tokenomics.runtime import Runtime
@@ -31,11 +32,11 @@ def recent_bars(rt: Runtime, symbol: str, n: int) -> tuple[str, list[dict]]:
                             "AND ts <= ? ORDER BY ts DESC LIMIT ?) ORDER BY ts",
                             [symbol, latest["source"], latest["timeframe"], iso(closed_by), n])
         return latest["timeframe"], rows
-    tf = f"{rt.settings.sim.step_minutes}m"
+    tf = minutes_timeframe(rt.settings.sim.step_minutes)
     if rt.mode != "sim" or symbol not in rt.settings.universe.symbols:
         return tf, []
     step = rt.sim_step()
-    bars = [b for b in rt.world.bars(max(step - 3 * n, 1), step) if b["symbol"] == symbol]
+    bars = rt.world.bars(max(step - 3 * n, 1), step, (symbol,))
     return tf, bars[-n:]
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from tokenomics.adapters.alpaca_http import RateLimiter, harden, provider_error
+from tokenomics.adapters.market import CachedQuotes
 from tokenomics.core.errors import ProviderError, UsageProblem
 from tokenomics.keys import Key
 
@@ -28,7 +29,7 @@ def alpaca_timeframe(tf: str) -> Any:
                            hint="Alpaca bars: 1m-59m, 1h-23h, 1d or 1w") from None
 
 
-class AlpacaMarketData:
+class AlpacaMarketData(CachedQuotes):
     name = "alpaca"
 
     def __init__(self, api_key: Key, secret: Key, *, url: str | None, timeout: float,
@@ -36,7 +37,6 @@ class AlpacaMarketData:
         self._keys, self.url, self.timeout, self.limiter = (api_key, secret), url, timeout, limiter
         self.sleep = sleep
         self.ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, float, datetime | None]] = {}
         self._clients: dict[tuple[str, bool], object] = {}
 
     def _client(self, kind: str, raw: bool = False):
@@ -51,15 +51,8 @@ class AlpacaMarketData:
                                                     sleep=self.sleep)
         return self._clients[(kind, raw)]
 
-    def price(self, symbol: str) -> float:
-        """The latest trade price (cached for a few seconds: one tick asks many times)."""
-        return self.quote(symbol)[0]
-
-    def quote(self, symbol: str) -> tuple[float, datetime | None]:
-        """(latest trade price, that trade's time), cached like price()."""
-        hit = self._cache.get(symbol)
-        if hit and time.monotonic() - hit[0] < self.ttl:
-            return hit[1], hit[2]
+    def _latest(self, symbol: str) -> tuple[float, datetime | None]:
+        """(latest trade price, that trade's time)."""
         try:
             if "/" in symbol:
                 from alpaca.data.requests import CryptoLatestTradeRequest
@@ -79,7 +72,6 @@ class AlpacaMarketData:
             from datetime import timezone
 
             ts = ts.replace(tzinfo=timezone.utc)
-        self._cache[symbol] = (time.monotonic(), price, ts)
         return price, ts
 
     def bars(self, symbol: str, timeframe: Any, start: datetime, end: datetime, limit: int) -> list[dict]:

@@ -3,10 +3,10 @@ sandbox (a testnet's prices are not the market's). For the store's paper broker 
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 from typing import Any
 
+from tokenomics.adapters.market import CachedQuotes
 from tokenomics.core.errors import ConfigError, ProviderError
 
 
@@ -19,12 +19,11 @@ def _ccxt() -> Any:
     return ccxt
 
 
-class CcxtPrices:
+class CcxtPrices(CachedQuotes):
     def __init__(self, exchange_id: str, *, url: str | None, timeout: float, ttl_seconds: float = 5.0,
                  exchange: Any = None):
         self.exchange_id, self.url, self.timeout, self.ttl = exchange_id, url, timeout, ttl_seconds
         self._ex = exchange
-        self._cache: dict[str, tuple[float, float, datetime | None]] = {}
 
     @property
     def name(self) -> str:
@@ -48,14 +47,8 @@ class CcxtPrices:
             self._ex = ex
         return self._ex
 
-    def price(self, symbol: str) -> float:
-        return self.quote(symbol)[0]
-
-    def quote(self, symbol: str) -> tuple[float, datetime | None]:
-        """(last price, the ticker's time) from the public ticker, cached for a few seconds."""
-        hit = self._cache.get(symbol)
-        if hit and time.monotonic() - hit[0] < self.ttl:
-            return hit[1], hit[2]
+    def _latest(self, symbol: str) -> tuple[float, datetime | None]:
+        """(last price, the ticker's time) from the public ticker."""
         ccxt = _ccxt()
         from tokenomics.keys import redact
 
@@ -78,5 +71,4 @@ class CcxtPrices:
         if not last:
             raise ProviderError(provider=what, reason="the ticker has no last price", transient=True)
         ts = datetime.fromtimestamp(t["timestamp"] / 1000, timezone.utc) if t.get("timestamp") else None
-        self._cache[symbol] = (time.monotonic(), float(last), ts)
         return float(last), ts

@@ -283,14 +283,19 @@ class OfflineScorer:
         return self.model.predict_proba(list(texts))
 
     def score(self, articles: Sequence[Article]) -> list[Score]:
-        """One Score per symbol of each article, all texts predicted in one batch."""
-        todo = [a for a in articles if a.symbols]
-        scores: list[Score] = []
-        for article, proba in zip(todo, self.predict_proba([a.text for a in todo])):
-            k = int(np.argmax(proba))
-            sentiment = LABELS[k]
-            conviction = min(100, max(0, int(round(100 * float(proba[k])))))
-            reason = f"offline model: p({sentiment})={proba[k]:.2f}"
-            scores.extend(Score(article.id, symbol, sentiment, conviction, reason, self.name)
-                          for symbol in dict.fromkeys(article.symbols))
-        return scores
+        return probability_scores(articles, self.predict_proba, "offline model", self.name)
+
+
+def probability_scores(articles: Sequence[Article], predict_proba, what: str, name: str) -> list[Score]:
+    """One Score per symbol of each article, all texts predicted in one batch: the likeliest label,
+    its probability as the conviction (0-100)."""
+    todo = [a for a in articles if a.symbols]
+    scores: list[Score] = []
+    for article, proba in zip(todo, predict_proba([a.text for a in todo])):
+        k = int(np.argmax(proba))
+        sentiment = LABELS[k]
+        conviction = min(100, max(0, int(round(100 * float(proba[k])))))
+        reason = f"{what}: p({sentiment})={proba[k]:.2f}"
+        scores.extend(Score(article.id, symbol, sentiment, conviction, reason, name)
+                      for symbol in dict.fromkeys(article.symbols))
+    return scores

@@ -28,7 +28,7 @@ import numpy as np
 from tokenomics.core.errors import ConfigError
 from tokenomics.core.models import Article, Score
 
-from .offline import LABELS, OfflineScorer
+from .offline import LABELS, OfflineScorer, probability_scores
 
 MODEL_DIR = Path(__file__).resolve().parents[4] / "trained_models" / "sentiment-minilm"
 ONNX_FILE = "model.onnx"
@@ -195,14 +195,4 @@ class TransformerScorer:
         return p if w >= 1.0 else blend(self.tfidf.predict_proba(texts), p, w, self.combine)
 
     def score(self, articles: Sequence[Article]) -> list[Score]:
-        """One Score per symbol of each article, all texts predicted in one batch."""
-        todo = [a for a in articles if a.symbols]
-        scores: list[Score] = []
-        for article, proba in zip(todo, self.predict_proba([a.text for a in todo])):
-            k = int(np.argmax(proba))
-            sentiment = LABELS[k]
-            conviction = min(100, max(0, int(round(100 * float(proba[k])))))
-            reason = f"offline transformer blend: p({sentiment})={proba[k]:.2f}"
-            scores.extend(Score(article.id, symbol, sentiment, conviction, reason, self.name)
-                          for symbol in dict.fromkeys(article.symbols))
-        return scores
+        return probability_scores(articles, self.predict_proba, "offline transformer blend", self.name)
