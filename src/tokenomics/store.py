@@ -195,6 +195,8 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], Any]] = [
     lambda db: db.execute("CREATE INDEX signals_exit_ref ON signals(ref) WHERE source = 'exit'"),
     # issue 14: one spelling per timeframe (60m -> 1h, 24h -> 1d): bars stored under another are respelled
     lambda db: _canonical_timeframes(db),
+    # a provider's Retry-After longer than a request's own retries wait: its optional steps wait until then
+    lambda db: db.execute("ALTER TABLE provider_health ADD COLUMN retry_until TEXT"),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -78,6 +78,28 @@ def test_loop_keeps_ticking_through_news_500s_and_a_reset_and_exits_every_tick(c
     assert broker_health["status"] == "ok" and broker_health["last_error"]  # failed once, then recovered
 
 
+def test_a_429_asking_for_a_long_wait_is_honoured_across_ticks(cli, fake):
+    """Retry-After longer than a request's own retries may wait: the loop leaves the provider alone until
+    then (asking again sooner is what gets an API key or an IP banned), and says until when."""
+    open_positions(cli, fake)
+    fake.script["/v1beta1/news"] = [(429, {"message": "too many requests"}, {"Retry-After": "120"})]
+    asked = []
+    fake.on_request = lambda method, path: asked.append(path) if path == "/v1beta1/news" else None
+    proc = cli("run", "--loop", "--ticks", "4", "--interval", "0", *ARGS, "--json", env=KEYS)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ticks"] == 4
+    assert len(asked) == 1  # the 429 itself; the next three ticks did not ask within the 120 s
+    news = runs(cli, "fetch-news")[1:]
+    assert [s for s, _e in news] == ["failed", "skipped", "skipped", "skipped"] and "HTTP 429" in news[0][1]
+    row = sqlite3.connect(cli.cwd / "store.db").execute(
+        "SELECT retry_until FROM provider_health WHERE provider = 'news (alpaca)'").fetchone()
+    until = datetime.fromisoformat(row[0])
+    assert timedelta(seconds=100) < until - datetime.now(timezone.utc) <= timedelta(seconds=120)
+    assert [s for s, _e in runs(cli, "check-exits")][-4:] == ["ok"] * 4  # exits never wait
+    status = cli.json("status", *ARGS, env=KEYS)
+    assert next(p for p in status["providers"] if p["provider"] == "news (alpaca)")["retry_until"] == row[0]
+
+
 def test_non_json_answers_and_rate_limits_are_transient_too(cli, fake):
     open_positions(cli, fake)
     fake.faults["/v1beta1/news"] = ["html"]

@@ -54,7 +54,7 @@ class RateLimiter:
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-def retry_after(headers: Any, default: float) -> float:
+def retry_after(headers: Any, default: float | None) -> float | None:
     """Seconds a 429/503 asks us to wait (Retry-After: seconds or an HTTP date), else `default`."""
     value = (headers or {}).get("Retry-After")
     if not value:
@@ -148,7 +148,9 @@ def provider_error(provider: str, exc: BaseException) -> "Exception":
             reason = str(doc.get("message") or doc) if isinstance(doc, dict) else body
         except ValueError:
             reason = "non-JSON error body: " + " ".join(body.split())[:120]
-        return ProviderError(provider=provider, status=status, reason=redact(reason)[:200])
+        response = getattr(exc, "response", None)
+        wait = retry_after(getattr(response, "headers", None), None) if status in (429, 503) else None
+        return ProviderError(provider=provider, status=status, reason=redact(reason)[:200], retry_after=wait)
     name = type(exc).__name__
     if isinstance(exc, ValueError):  # a 200 whose body is not JSON (requests' JSONDecodeError)
         return ProviderError(provider=provider, reason=f"body is not JSON ({name})", transient=True)

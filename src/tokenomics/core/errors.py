@@ -40,12 +40,13 @@ class ProviderError(TokenomicsError):
     transient; 400/401/403/404/405/410/422 (a bad key, a refused or malformed request) are
     permanent; a body of the wrong shape is transient (a gateway's error page) unless said otherwise.
     The message is built from these fields; callers redact provider text before passing it in.
+    `retry_after`: the seconds a 429/503 asked us to wait (its Retry-After header), else None.
     """
 
     exit_code = 1
 
     def __init__(self, message: str = "", *, provider: str = "", status: int | None = None, reason: str = "",
-                 transient: bool | None = None, hint: str = ""):
+                 transient: bool | None = None, hint: str = "", retry_after: float | None = None):
         if not message:
             message = f"{provider}: " + (f"HTTP {status}: " if status else "") + (reason or "failed")
         super().__init__(message, hint=hint)
@@ -53,6 +54,7 @@ class ProviderError(TokenomicsError):
         if transient is None:
             transient = status not in PERMANENT_STATUSES
         self.transient = transient
+        self.retry_after = retry_after  # seconds the provider asked us to wait (Retry-After), when it said
 
     @property
     def permanent(self) -> bool:

@@ -6,6 +6,7 @@ health (last error and since when), kept in the store's provider_health table fo
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from tokenomics.core.errors import ConfigError, ProviderError, UsageProblem
 from tokenomics.store import iso
@@ -86,7 +87,8 @@ def permanent_error(rt, step: str, exc: BaseException) -> ProviderError | BaseEx
 
 class Health:
     """Each provider's health in the store: consecutive failures, since when, the last error, and a
-    back-off that leaves a failing provider's optional steps alone for 0, 1, 3, 7, 15 ... ticks."""
+    back-off that leaves a failing provider's optional steps alone for 0, 1, 3, 7, 15 ... ticks, and
+    at least until the time its Retry-After asked for (a 429 asking for longer than a request waits)."""
 
     def __init__(self, rt):
         self.rt = rt
@@ -96,6 +98,8 @@ class Health:
 
     def should_skip(self, provider: str) -> bool:
         row = self._row(provider)
+        if row and row["retry_until"] and iso(self.rt.now()) < row["retry_until"]:
+            return True  # the provider asked us to wait (Retry-After) and that time has not come
         if not row or row["skip_ticks"] <= 0:
             return False
         with self.rt.store.tx():
@@ -103,31 +107,34 @@ class Health:
                                   [provider])
         return True
 
-    def failed(self, provider: str, exc: BaseException) -> int:
-        """Record a failure; returns the ticks the provider's optional steps now wait."""
-        now = iso(self.rt.now())
+    def failed(self, provider: str, exc: BaseException) -> tuple[int, str | None]:
+        """Record a failure; returns the ticks the provider's optional steps now wait, and the time they
+        wait for at least when the provider asked for it (Retry-After), else None."""
+        now = self.rt.now()
         row = self._row(provider)
         failures = (row["failures"] if row else 0) + 1
         skip = min(2 ** (failures - 1) - 1, MAX_SKIP)
+        wait = getattr(exc, "retry_after", None)
+        until = iso(now + timedelta(seconds=wait)) if wait else None
         with self.rt.store.tx():
             self.rt.store.execute(
                 "INSERT INTO provider_health(provider, status, failures, failing_since, last_error, last_error_at, "
-                "skip_ticks) VALUES (?, 'failing', ?, ?, ?, ?, ?) ON CONFLICT(provider) DO UPDATE SET "
-                "status = 'failing', failures = excluded.failures, "
+                "skip_ticks, retry_until) VALUES (?, 'failing', ?, ?, ?, ?, ?, ?) ON CONFLICT(provider) DO UPDATE "
+                "SET status = 'failing', failures = excluded.failures, "
                 "failing_since = COALESCE(provider_health.failing_since, excluded.failing_since), "
                 "last_error = excluded.last_error, last_error_at = excluded.last_error_at, "
-                "skip_ticks = excluded.skip_ticks",
-                [provider, failures, now, f"{type(exc).__name__}: {exc}"[:500], now, skip])
-        return skip
+                "skip_ticks = excluded.skip_ticks, retry_until = excluded.retry_until",
+                [provider, failures, iso(now), f"{type(exc).__name__}: {exc}"[:500], iso(now), skip, until])
+        return skip, until
 
     def ok(self, provider: str) -> None:
         with self.rt.store.tx():
             self.rt.store.execute(
                 "INSERT INTO provider_health(provider, status, last_ok_at) VALUES (?, 'ok', ?) "
                 "ON CONFLICT(provider) DO UPDATE SET status = 'ok', failures = 0, failing_since = NULL, "
-                "skip_ticks = 0, last_ok_at = excluded.last_ok_at", [provider, iso(self.rt.now())])
+                "skip_ticks = 0, retry_until = NULL, last_ok_at = excluded.last_ok_at", [provider, iso(self.rt.now())])
 
 
 def health_rows(store) -> list[dict]:
-    return store.all("SELECT provider, status, failures, failing_since, last_error, last_error_at, last_ok_at "
-                     "FROM provider_health ORDER BY provider")
+    return store.all("SELECT provider, status, failures, failing_since, last_error, last_error_at, last_ok_at, "
+                     "retry_until FROM provider_health ORDER BY provider")

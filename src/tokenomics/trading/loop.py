@@ -60,7 +60,8 @@ def _step(rt, name: str, fn, health, counts_into: dict | None = None):
         return out
     provider = faults.step_provider(rt, name)
     if provider and name in OPTIONAL and health.should_skip(provider):
-        rt.store.record_skipped(name, rt.mode, f"{provider} is backing off after repeated failures")
+        rt.store.record_skipped(name, rt.mode, f"{provider} is backing off after repeated failures "
+                                "or asked us to wait (Retry-After)")
         return None
     try:
         with rt.store.run(name, rt.mode) as counts:
@@ -74,9 +75,10 @@ def _step(rt, name: str, fn, health, counts_into: dict | None = None):
         if faults.is_permanent(exc):
             raise faults.permanent_error(rt, name, exc) from None
         blamed = faults.provider_of(rt, name, exc)
-        wait = health.failed(blamed, exc)
-        app_log.warning("step %s failed (%s): %s; the loop goes on%s", name, blamed, exc,
+        wait, until = health.failed(blamed, exc)
+        app_log.warning("step %s failed (%s): %s; the loop goes on%s%s", name, blamed, exc,
                         f", {blamed} waits {wait} tick(s)" if wait else "",
+                        f", {blamed} asked for no request before {until}" if until else "",
                         extra={"step": name, "provider": blamed, "error": str(exc)[:300]})
         return None
     if provider:
