@@ -193,10 +193,10 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], Any]] = [
     lambda db: (_script(db, RUNS_ALIVE), [db.execute(t) for t in TOTALS_TRIGGERS]),
     # a position's exit attempts are found by its entry order id (signals.ref) on every check-exits
     lambda db: db.execute("CREATE INDEX signals_exit_ref ON signals(ref) WHERE source = 'exit'"),
-    # issue 14: one spelling per timeframe (60m -> 1h, 24h -> 1d): bars stored under another are respelled
-    lambda db: _canonical_timeframes(db),
     # a provider's Retry-After longer than a request's own retries wait: its optional steps wait until then
     lambda db: db.execute("ALTER TABLE provider_health ADD COLUMN retry_until TEXT"),
+    # issue 14: one spelling per timeframe (60m -> 1h, 24h -> 1d): bars stored under another are respelled
+    lambda db: _canonical_timeframes(db),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
