@@ -24,7 +24,25 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-class FakeProviders:
+class _Loopback:
+    """A threaded HTTP server on a free loopback port, serving `_handler()`; a context manager."""
+
+    def _listen(self) -> None:
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeProviders(_Loopback):
     def __init__(self):
         self.prices = {"AAPL": 200.0, "BTC/USD": 95000.0}
         self.news: list[dict] = []
@@ -53,18 +71,7 @@ class FakeProviders:
         self.crypto_fee_bps = 0.0  # crypto buys: the fee comes out of the coin received
         self.activities: list[dict] = []  # account activities (crypto fees: CFEE)
         self.on_request = None  # called with (method, path) before each request is answered
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen()
 
     # --- helpers for tests -------------------------------------------------------------------
     def add_news(self, n: int, headline: str, symbols: list[str], created_at: str, summary: str = "") -> None:
@@ -405,7 +412,7 @@ class FakeProviders:
         return None
 
 
-class FakeExchange:
+class FakeExchange(_Loopback):
     """A loopback fake of Binance's public REST API as ccxt's binance calls it (point broker.exchange_url
     at `url`): the markets (spot /api/v3/exchangeInfo with the pairs of `prices`; the futures
     exchangeInfo answers list none) and the 24-hour ticker, whose closeTime is the last trade's time
@@ -417,18 +424,7 @@ class FakeExchange:
         self.age: dict[str, float] = {}  # pair -> seconds since its last trade
         self.faults: dict[str, list[int]] = {}
         self.requests: list[tuple[str, str, dict]] = []  # (method, path with query, headers)
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen()
 
     def tickers_asked(self, pair: str | None = None) -> int:
         wanted = None if pair is None else "symbol=" + pair.replace("/", "")
