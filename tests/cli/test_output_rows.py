@@ -45,6 +45,14 @@ def test_jsonl_with_no_rows_says_why_on_stderr(cli):
     assert "no rolling" in stderr and "0 observations" in stderr and "--window 100" in stderr
 
 
+def test_reconcile_and_health_with_no_rows_say_why_on_stderr(cli):
+    assert cli("run", "--once", "--json").returncode == 0
+    lines, stderr = jsonl(cli, "reconcile")
+    assert lines == [] and "no differences" in stderr
+    lines, stderr = jsonl(cli, "health")
+    assert lines == [] and "no provider is failing" in stderr
+
+
 def test_backtest_steps_says_when_it_clamps(cli):
     proc = cli("backtest", "--strategy", "sma", "--steps", "100000", "--json")
     assert proc.returncode == 0, proc.stderr

@@ -20,7 +20,7 @@ def health(
 
     rt = ctx.obj
     doc = check(rt, interval)
-    emit(rt, doc, title="health", rows_key="failing")
+    emit(rt, doc, title="health", rows_key="failing", why_empty="no provider is failing")
     if not doc["ok"]:
         typer.echo("unhealthy: " + "; ".join(doc["reasons"]), err=True)
         raise typer.Exit(1)

@@ -21,4 +21,6 @@ def reconcile(
     with rt.store.run("reconcile", rt.mode) as counts:
         out = run(rt, accept)
         counts.update(differences=out["differences"], orders_updated=out["orders_updated"])
-    emit(rt, out, title="reconcile", columns=["kind", "symbol", "store_view", "broker_view", "exit_price", "price_source", "realized_pnl"])
+    emit(rt, out, title="reconcile", columns=["kind", "symbol", "store_view", "broker_view", "exit_price", "price_source",
+                                              "realized_pnl"],
+         why_empty="no differences between the store and the broker")
