@@ -55,11 +55,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=offline.MODEL_DIR, help="where model.joblib and the card go")
     args = ap.parse_args()
 
-    vendored = offline.vendored_train_csv().parent
-    train = args.data / "sent_train.csv"
-    valid = args.data / "sent_valid.csv"
-    train = train if train.exists() else vendored / "tfns_train.csv"
-    valid = valid if valid.exists() else vendored / "tfns_valid.csv"
+    train, valid = offline.tfns_splits(args.data)
     print(f"train: {train}\nvalid: {valid}", file=sys.stderr)
     x_train, y_train = offline.load_tfns(train)
     x_valid, y_valid = offline.load_tfns(valid)

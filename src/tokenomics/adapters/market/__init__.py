@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from datetime import datetime
 
 
-class CachedQuotes:
+class CachedQuotes(ABC):
     """price()/quote() over a source's `_latest(symbol)`, each symbol's answer kept `ttl` seconds:
     one tick asks for the same price many times (sizing, the gate, exits, the mark)."""
 
     ttl: float = 5.0
 
+    @abstractmethod
     def _latest(self, symbol: str) -> tuple[float, datetime | None]:
-        raise NotImplementedError
+        """(the latest price, its time or None) from the source itself, uncached."""
 
     def price(self, symbol: str) -> float:
         return self.quote(symbol)[0]

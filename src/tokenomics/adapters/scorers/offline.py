@@ -113,6 +113,15 @@ def vendored_train_csv() -> Path:
     return Path(str(resources.files("tokenomics.data").joinpath("tfns_train.csv")))
 
 
+def tfns_splits(data_dir: Path) -> tuple[Path, Path]:
+    """(train, valid) TFNS csv files: DIR/sent_train.csv and DIR/sent_valid.csv where present, else the
+    copies shipped in the package (training scripts)."""
+    vendored = vendored_train_csv().parent
+    train, valid = data_dir / "sent_train.csv", data_dir / "sent_valid.csv"
+    return (train if train.exists() else vendored / "tfns_train.csv",
+            valid if valid.exists() else vendored / "tfns_valid.csv")
+
+
 def load_tfns(path: Path | None = None) -> tuple[list[str], np.ndarray]:
     """(texts, labels) from a TFNS csv with columns text,label; default: the vendored train split."""
     with open(path or vendored_train_csv(), encoding="utf-8", newline="") as fh:
