@@ -14,7 +14,8 @@ headline per onnxruntime call either way: int8 activations are scaled per run, s
 a headline's score depend on its neighbours), the cold start of a
 fresh process that loads the scorer and scores two headlines (CPU seconds and peak RSS, medians of
 N rounds, beside `python -c pass`), and the install size (model files + the libraries it needs, with
-everything those pull in: `install_detail_mb`).
+everything those pull in: `install_detail_mb`). Also checks that the sentences written for the project
+(scripts/data) do not copy AllAgree: how many AllAgree sentences share a run of 6 words with them.
 Prints JSON. Exits 0 with a message on stderr when the PhraseBank file is absent.
 """
 
@@ -93,6 +94,30 @@ def dist_closure(names: tuple[str, ...]) -> dict[str, int]:
     return seen
 
 
+def overlap(texts: list[str]) -> dict:
+    """How much of AllAgree the sentences written for the project share, word for word: the files of
+    scripts/data (the formal-news training and development sets) were written without PhraseBank;
+    this checks it. Counts AllAgree sentences sharing a run of 6 words with them, and the longest run."""
+    import csv
+    import re
+
+    def words(text: str) -> list[str]:
+        return re.findall(r"[a-z0-9]+", text.lower())
+
+    files = sorted((REPO / "scripts" / "data").glob("*.csv"))
+    ours = [words(row["text"]) for f in files for row in csv.DictReader(f.open(encoding="utf-8", newline=""))]
+    theirs = [words(t) for t in texts]
+
+    def grams(seqs: list[list[str]], n: int) -> set[tuple[str, ...]]:
+        return {tuple(w[i:i + n]) for w in seqs for i in range(len(w) - n + 1)}
+
+    six = grams(ours, 6)
+    longest = next((n for n in range(40, 0, -1) if grams(ours, n) & grams(theirs, n)), 0)
+    return {"files": [f.name for f in files], "sentences": len(ours),
+            "allagree_sentences_sharing_6_words_in_a_row": sum(bool(grams([w], 6) & six) for w in theirs),
+            "longest_shared_run_of_words": longest}
+
+
 def evaluate(scorer, texts: list[str], truth: list[str]) -> dict:
     import numpy as np
     from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
@@ -141,6 +166,7 @@ def main() -> None:
     out: dict = {
         "dataset": "Financial PhraseBank v1.0 AllAgree (Malo et al. 2014, CC BY-NC-SA 3.0), evaluation only",
         "n": len(truth), "all_neutral_baseline": round(truth.count("neutral") / len(truth), 4),
+        "project_written_sets_vs_allagree": overlap(texts),
         "python_c_pass": cold(BASELINE, args.rounds), "scorers": {},
     }
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,6 +20,7 @@ import argparse
 import json
 import shutil
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,7 @@ def main() -> None:
     card["onnx"]["fp32_mb"] = round(fp32.stat().st_size / 1e6, 1)
     card["onnx"]["int8_mb"] = round(int8.stat().st_size / 1e6, 1)
     card["onnx"].pop("fp32_vs_torch_max_abs_diff", None)
+    card["created_at"] = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     (args.out / tf.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(card["soup"], indent=2))
 

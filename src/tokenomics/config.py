@@ -92,7 +92,7 @@ class SentimentSettings(Section):
     provider: Literal["offline", "offline-transformer", "gemini"] = "offline"
     model_dir: Path | None = None  # None: the shipped trained_models/sentiment-offline
     transformer_dir: Path | None = None  # offline-transformer; None: the shipped trained_models/sentiment-minilm
-    transformer_weight: float | None = Field(None, ge=0, le=1)  # MiniLM's share of the blend; None: the card's (0.4)
+    transformer_weight: float | None = Field(None, ge=0, le=1)  # MiniLM's share of the blend; None: the card's (0.8)
     min_conviction: int = Field(70, ge=0, le=100)
     model: str = "gemini-2.5-flash-lite"
     base_url: str | None = None  # override of the Gemini API base URL (tests, proxies)

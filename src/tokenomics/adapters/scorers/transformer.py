@@ -1,15 +1,14 @@
-"""The offline-transformer scorer: all-MiniLM-L6-v2 fine-tuned on TFNS, run by onnxruntime, blended
-with the TF-IDF model. No torch, no network, no keys.
+"""The offline-transformer scorer: all-MiniLM-L6-v2 fine-tuned on TFNS and a set of news sentences
+written for the project, run by onnxruntime, blended with the TF-IDF model. No torch, no network, no keys.
 
-The model directory (trained_models/sentiment-minilm, written by scripts/train_transformer.py) holds
-`model.onnx` (the encoder, mean pooling and a 3-class head; int8 weights when quantising kept the
-accuracy), `tokenizer.json` (the base model's WordPiece tokenizer, read by the `tokenizers` library)
-and `model_card.json` (data, training, metrics, the blend, and the candidates it was chosen from on
-TFNS validation). The blend mixes the two models' probabilities with w = the card's
-`blend.transformer_weight` (0.4) unless given, by the card's `blend.combine`: on log probabilities,
-`softmax((1 - w) log p_tfidf + w log p_minilm)` (a weighted geometric mean: the shipped card's), or on
-probabilities `(1 - w) p_tfidf + w p_minilm`. The two models err on different headlines, and on TFNS
-validation the blend beats either alone.
+The model directory (trained_models/sentiment-minilm, written by scripts/train_transformer.py, then
+scripts/average_transformer_runs.py and scripts/compare_transformer_candidates.py) holds `model.onnx`
+(the encoder, mean pooling and a 3-class head; int8 weights), `tokenizer.json` (the base model's
+WordPiece tokenizer, read by the `tokenizers` library) and `model_card.json` (data, training, metrics,
+the blend, and the candidates it was chosen from on two development sets). The blend mixes the two
+models' probabilities with w = the card's `blend.transformer_weight` (0.8) unless given, by the card's
+`blend.combine`: on probabilities `(1 - w) p_tfidf + w p_minilm` (the shipped card's), or on log
+probabilities `softmax((1 - w) log p_tfidf + w log p_minilm)` (a weighted geometric mean).
 
 onnxruntime and tokenizers come with the optional extra `pip install -e ".[transformer]"`; they are
 imported when the model is first used, never at module import, so `tokenomics --help` stays fast.
@@ -37,7 +36,7 @@ CARD_FILE = "model_card.json"
 EXTRA = "transformer"
 REQUIRES = ("onnxruntime", "tokenizers")
 MAX_TOKENS = 64  # a headline is ~15-30 WordPiece tokens; longer text is cut (training used the same)
-DEFAULT_WEIGHT = 0.4
+DEFAULT_WEIGHT = 0.8
 COMBINES = ("probabilities", "log-probabilities")  # how the blend mixes the two models (the card's blend.combine)
 TRAIN_COMMAND = "python scripts/train_transformer.py"
 
@@ -151,7 +150,7 @@ class TransformerScorer:
     """Scores articles with the blend of the fine-tuned MiniLM (onnxruntime) and the TF-IDF model.
 
     `weight` is the MiniLM's share (1.0: MiniLM alone, 0.0: the TF-IDF model alone); None takes the
-    model card's `blend.transformer_weight`, else 0.4. Same interface as OfflineScorer."""
+    model card's `blend.transformer_weight`, else 0.8. Same interface as OfflineScorer."""
 
     name = "offline-transformer"
 
