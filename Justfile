@@ -64,7 +64,9 @@ bench:
     python benchmarks/features.py
     python benchmarks/train.py
     python benchmarks/backtest_sma.py
+    python benchmarks/backtest_grid.py
     python benchmarks/sweeps.py
+    python benchmarks/gemini_cost.py
 
 # Sim mode: the chain as separate commands, moving the sim clock one step first.
 sim-chain:

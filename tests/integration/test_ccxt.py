@@ -179,3 +179,38 @@ def test_a_real_invalid_order_is_still_a_rejection_and_fill_times_are_normalised
     x.fail = None
     upd = broker(x).submit(OrderRequest("tkn-t", "BTC/USDT", "buy", "crypto", notional=100.0))
     assert upd.fills[0].ts == "2026-01-01T00:00:00+00:00"
+
+
+@pytest.mark.parametrize("status", [429, 418])
+def test_an_exchange_asking_to_wait_says_how_long(status):
+    """Binance answers a request over its weight limit 429 (418 once it bans the address) with
+    Retry-After in seconds: the error carries it, so the loop leaves the exchange's optional steps alone
+    until then (provider_health.retry_until) rather than asking again on the next tick."""
+    import re
+
+    ex, rsps = binance_http()
+    b = CcxtBroker(BrokerSettings(provider="ccxt"), Key("CCXT_API_KEY", "k"), Key("CCXT_SECRET", "s"), None,
+                   sandbox=True, booked=lambda c: (0.0, 0.0), order_symbol=lambda c: "BTC/USDT", exchange=ex)
+    with rsps:
+        rsps.get(re.compile(r".*/api/v3/ticker/(24hr|price).*"), status=status, headers={"Retry-After": "120"},
+                 json={"code": -1003, "msg": "Too much request weight used; current limit is 6000 request weight "
+                                             "per 1 MINUTE. Please use WebSocket Streams for live updates."})
+        with pytest.raises(ProviderError) as err:
+            b.price("BTC/USDT")
+    assert err.value.transient and err.value.retry_after == 120.0
+    assert "rate limit" in str(err.value)
+
+
+def test_the_public_price_source_says_how_long_too():
+    import re
+
+    from tokenomics.adapters.market.ccxt import CcxtPrices
+
+    ex, rsps = binance_http()
+    prices = CcxtPrices("binance", url=None, timeout=5, exchange=ex)
+    with rsps:
+        rsps.get(re.compile(r".*/api/v3/ticker/(24hr|price).*"), status=429, headers={"Retry-After": "30"},
+                 json={"code": -1003, "msg": "Too many requests."})
+        with pytest.raises(ProviderError) as err:
+            prices._latest("BTC/USDT")
+    assert err.value.transient and err.value.retry_after == 30.0

@@ -47,6 +47,17 @@ def _ts(obj: dict) -> str:
     return iso(datetime.fromisoformat(str(text).replace("Z", "+00:00"))) if text else ""
 
 
+def asked_to_wait(ex: Any, what: str, exc: BaseException) -> ProviderError:
+    """A rate-limit answer as a transient error carrying the exchange's Retry-After (seconds), when it sent
+    one: the loop then leaves the exchange alone until then (provider_health.retry_until)."""
+    from tokenomics.adapters.alpaca_http import retry_after
+
+    wait = retry_after(getattr(ex, "last_response_headers", None), None)
+    return ProviderError(f"{what}: rate limit exceeded ({type(exc).__name__})"
+                         + (f"; the exchange asks us to wait {wait:.0f} s" if wait else "; try again later"),
+                         provider=what, transient=True, retry_after=wait)
+
+
 class CcxtBroker:
     name = "ccxt"
 
@@ -86,8 +97,8 @@ class CcxtBroker:
             return fn()
         except ccxt.AuthenticationError:
             raise ProviderError(f"{self.s.exchange} {what}: authentication failed (check CCXT_API_KEY/CCXT_SECRET)") from None
-        except ccxt.RateLimitExceeded:
-            raise ProviderError(f"{self.s.exchange} {what}: rate limit exceeded; try again later") from None
+        except ccxt.DDoSProtection as exc:  # 429/418 and the exchange's own rate-limit codes
+            raise asked_to_wait(self.ex, f"{self.s.exchange} {what}", exc) from None
         except ccxt.NetworkError as exc:
             raise ProviderError(f"{self.s.exchange} {what}: network error ({type(exc).__name__})") from None
         except ccxt.BadSymbol:

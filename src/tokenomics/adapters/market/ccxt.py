@@ -62,6 +62,10 @@ class CcxtPrices(CachedQuotes):
                                   hint=f"use the pair as {self.exchange_id} names it (e.g. BTC/USDT on binance), "
                                   "or broker.crypto_prices: alpaca")
             t = self.ex.fetch_ticker(symbol)
+        except ccxt.DDoSProtection as exc:  # 429/418 and the exchange's own rate-limit codes
+            from tokenomics.adapters.brokers.ccxt import asked_to_wait
+
+            raise asked_to_wait(self.ex, what, exc) from None
         except ccxt.BaseError as exc:
             status = getattr(exc, "status", None) if isinstance(getattr(exc, "status", None), int) else None
             raise ProviderError(provider=what, reason=f"{type(exc).__name__}: {redact(exc)[:160]}",
