@@ -38,6 +38,8 @@ class Runtime:
     create_store_dirs: bool = False  # `init` creates the store's folder; other commands refuse a missing one
     _tick_step: int | None = field(default=None, init=False, repr=False)
     in_tick: bool = field(default=False, init=False, repr=False)  # inside loop.tick: it marks to market once, at its end
+    # bracket legs already looked up in this tick (loop.tick empties it): once per leg per tick is enough
+    legs_seen: set[str] = field(default_factory=set, init=False, repr=False)
 
     @cached_property
     def settings(self) -> Settings:

@@ -5,12 +5,14 @@ broker's price); a local exit cancels the legs first; a late fill never wedges t
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests.fakes import ALPACA_KEY, ALPACA_SECRET
 from tokenomics.runtime import Options, Runtime
 from tokenomics.store import iso
-from tokenomics.trading import exits, explain, orders, reconcile
+from tokenomics.trading import exits, explain, loop, orders, reconcile
 
 
 @pytest.fixture
@@ -238,3 +240,25 @@ def test_no_sell_is_sent_for_a_position_the_broker_no_longer_holds(rt, fake):
     assert reconcile.reconcile(rt, accept=True)["rows"][0]["exit_price"] == pytest.approx(94000.0)
     assert rt.store.positions() == [] and rt.store.one("SELECT exit_reason FROM trades")["exit_reason"] == \
         "closed_at_broker"
+
+
+def test_a_tick_looks_each_bracket_leg_up_once_and_still_books_a_leg_fill_on_the_next(rt, fake):
+    """Reconcile, check-exits and trade each resumed the open orders: a bracketed position cost six
+    look-ups of its two resting legs per tick (Alpaca allows 200 requests a minute). Once per leg per
+    tick is enough: nothing in the tick sells without first asking the broker to cancel the legs."""
+    entry = buy(rt, "AAPL", notional=1000.0)
+
+    def lookups(since: int) -> int:
+        return sum(1 for m, path in fake.requests[since:] if path == "/v2/orders:by_client_order_id")
+
+    n = len(fake.requests)
+    loop.tick(rt, 1, threading.Event())
+    assert lookups(n) == 2
+    fake.fill_leg(entry, "stop", 194.5)  # between ticks, the stop leg fills at the broker
+    fake.prices["AAPL"] = 194.0
+    n = len(fake.requests)
+    loop.tick(rt, 2, threading.Event())
+    assert lookups(n) <= 2
+    trade = rt.store.one("SELECT * FROM trades")
+    assert trade["exit_reason"] == "stop_loss" and trade["exit_price"] == pytest.approx(194.5)
+    assert rt.store.positions() == [] and sells(fake, "AAPL") == []

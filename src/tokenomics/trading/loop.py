@@ -104,6 +104,7 @@ def tick(rt, n: int, stop: threading.Event, steps: list | None = None) -> dict:
 
     health = Health(rt)
     rt.in_tick = True  # its steps leave the marking to its end (one mark per tick)
+    rt.legs_seen.clear()  # each resting bracket leg is looked up once per tick (orders.resume_unfinished)
     try:
         if rt.mode == "sim":
             rt.advance(1)

@@ -218,14 +218,20 @@ def look_up(rt: Runtime, order: dict) -> dict | None:
 def resume_unfinished(rt: Runtime, failed: list[dict] | None = None) -> list[dict]:
     """Orders recorded but not final: one never sent (the process died mid-send) is looked up, then
     sent; one the broker acknowledged is looked up. Each order on its own: a transient fault on one
-    look-up leaves that order open for the next run (listed in `failed`) and the others go on."""
+    look-up leaves that order open for the next run (listed in `failed`) and the others go on. Inside a
+    loop tick a resting bracket leg is looked up once (reconcile, check-exits and trade all resume)."""
     from tokenomics.core.errors import ProviderError
     from tokenomics.trading.faults import is_permanent
 
     out = []
     for o in rt.store.open_orders():
+        leg = (o["signal_id"] or "").startswith("leg:")  # a bracket leg resting at the broker (_register_legs)
+        if leg and rt.in_tick and o["client_order_id"] in rt.legs_seen:
+            continue  # looked up earlier in this tick; a sale in the tick cancels the legs at the broker first
         try:
             r = send(rt, o) if o["status"] in ("pending", "submitting") else look_up(rt, o)
+            if leg and rt.in_tick:
+                rt.legs_seen.add(o["client_order_id"])
         except ProviderError as exc:
             if is_permanent(exc):
                 raise
