@@ -322,6 +322,7 @@ class Runtime:
         return PaperBroker(
             self.store, fill_price, self.now, capital=s.capital,
             slippage_bps=s.broker.slippage_bps, fee_bps=s.broker.fee_bps,
+            market_rules=None if s.mode == "sim" else self.live_prices.market_rules,
         )
 
     @property

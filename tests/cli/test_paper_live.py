@@ -245,3 +245,26 @@ broker: {{provider: paper, data_url: "{fake.url}", crypto_prices: ccxt, exchange
         db = sqlite3.connect(cli.cwd / "store.db")
         prices = dict(db.execute("SELECT symbol, price FROM fills").fetchall())
         assert prices == {"AAPL": pytest.approx(200.0 * 1.0005), "BTC/USDT": pytest.approx(95000.0 * 1.0005)}
+
+
+
+def test_paper_fills_keep_the_exchanges_lot_step(cli, exchange):
+    """The paper book should take only what the exchange would: Binance's BTC/USDT trades in steps of
+    0.00001 BTC (its LOT_SIZE filter)."""
+    ccxt_config(cli, exchange.url)
+    write_news(cli, ("n1", "Bitcoin soars as institutional demand hits record high", ["BTC/USDT"]))
+    loop(cli, 2, NO_KEYS)
+    db = sqlite3.connect(cli.cwd / "store.db")
+    qty = db.execute("SELECT qty FROM fills ORDER BY rowid").fetchone()[0]
+    assert qty > 0 and abs(qty / 0.00001 - round(qty / 0.00001)) < 1e-6  # a whole number of steps
+
+
+def test_paper_refuses_an_order_under_the_exchanges_minimum(cli, exchange):
+    """Binance refuses an order worth under 5 USDT (its NOTIONAL filter): so does the paper book."""
+    ccxt_config(cli, exchange.url, extra="sizing: {method: fixed, min_usd: 1, max_usd: 3}\n")
+    write_news(cli, ("n1", "Bitcoin soars as institutional demand hits record high", ["BTC/USDT"]))
+    loop(cli, 2, NO_KEYS)
+    db = sqlite3.connect(cli.cwd / "store.db")
+    assert db.execute("SELECT COUNT(*) FROM fills").fetchone() == (0,)
+    ((status, error),) = db.execute("SELECT status, error FROM orders").fetchall()
+    assert status == "rejected" and "minimum" in error and "5" in error

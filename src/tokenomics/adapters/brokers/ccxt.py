@@ -47,6 +47,18 @@ def _ts(obj: dict) -> str:
     return iso(datetime.fromisoformat(str(text).replace("Z", "+00:00"))) if text else ""
 
 
+def market_rules(ex: Any, market: dict) -> tuple[float, float, float]:
+    """(amount step, minimum amount, minimum order value) of a ccxt market; 0 where it sets none."""
+    import ccxt
+
+    step = market.get("precision", {}).get("amount")
+    if step is not None and ex.precisionMode != ccxt.TICK_SIZE:
+        step = 10.0 ** -float(step)
+    limits = market.get("limits", {})
+    return (float(step or 0.0), float(limits.get("amount", {}).get("min") or 0.0),
+            float(limits.get("cost", {}).get("min") or 0.0))
+
+
 def asked_to_wait(ex: Any, what: str, exc: BaseException) -> ProviderError:
     """A rate-limit answer as a transient error carrying the exchange's Retry-After (seconds), when it sent
     one: the loop then leaves the exchange alone until then (provider_health.retry_until)."""
@@ -143,13 +155,8 @@ class CcxtBroker:
     def dust(self, symbol: str) -> float:
         """The smallest amount the market trades (its amount step or minimum, whichever is larger): a
         balance below it cannot be sold and is not a position."""
-        import ccxt
-
-        m = self._call("markets", lambda: self.ex.market(symbol))
-        step = m.get("precision", {}).get("amount")
-        if step is not None and self.ex.precisionMode != ccxt.TICK_SIZE:
-            step = 10.0 ** -float(step)
-        return max(float(step or 0.0), float(m.get("limits", {}).get("amount", {}).get("min") or 0.0))
+        step, min_amount, _ = market_rules(self.ex, self._call("markets", lambda: self.ex.market(symbol)))
+        return max(step, min_amount)
 
     def free(self, currency: str) -> float:
         bal = self._call("balance", lambda: self.ex.fetch_balance())

@@ -25,9 +25,19 @@ class PaperBroker:
         capital: float,
         slippage_bps: float,
         fee_bps: float,
+        market_rules: Callable[[str], tuple[float, float, float] | None] | None = None,
     ):
         self.store, self.price, self.now = store, price, now
         self.capital, self.slippage, self.fee_rate = capital, slippage_bps / 1e4, fee_bps / 1e4
+        self.market_rules = market_rules  # paper on an exchange's prices: its (step, min amount, min value)
+
+    def _rules(self, symbol: str) -> tuple[float, float, float] | None:
+        return self.market_rules(symbol) if self.market_rules else None
+
+    def dust(self, symbol: str) -> float:
+        """What the exchange cannot trade (its step or minimum amount): a rest below it closes the position."""
+        rules = self._rules(symbol)
+        return max(rules[0], rules[1]) if rules else 0.0
 
     def cash(self) -> float:
         flows = self.store.scalar(
@@ -54,14 +64,20 @@ class PaperBroker:
         sign = 1 if req.side == "buy" else -1
         price = round(mid * (1 + sign * self.slippage), 8)
         status, error = "filled", ""
+        rules = self._rules(req.symbol)
+        step = max(lot_size(req.asset_class), rules[0]) if rules else lot_size(req.asset_class)
         if req.qty is not None:
-            qty = floor_to(req.qty, lot_size(req.asset_class))
+            qty = floor_to(req.qty, step)
         else:
-            qty = floor_to((req.notional or 0.0) / (price * (1 + self.fee_rate)), lot_size(req.asset_class))
+            qty = floor_to((req.notional or 0.0) / (price * (1 + self.fee_rate)), step)
         fee = cents(qty * price * self.fee_rate)
         flow = cash_flow(req.side, qty, price, fee)
         if qty <= 0:
             status, error = "rejected", "order quantity rounds to zero"
+        elif rules and rules[1] and qty < rules[1]:
+            status, error = "rejected", f"amount {qty:g} below the exchange minimum {rules[1]:g}"
+        elif rules and rules[2] and qty * price < rules[2]:
+            status, error = "rejected", f"order value {qty * price:.2f} below the exchange minimum {rules[2]:g}"
         elif req.side == "buy" and -flow > self.cash() + 1e-9:
             status, error = "rejected", "insufficient funds"
         elif req.side == "sell" and qty > self.holdings().get(req.symbol, 0.0) + 1e-9:

@@ -47,6 +47,19 @@ class CcxtPrices(CachedQuotes):
             self._ex = ex
         return self._ex
 
+    def market_rules(self, symbol: str) -> tuple[float, float, float]:
+        """(amount step, minimum amount, minimum order value) the exchange trades `symbol` with, so the
+        paper book takes only orders the exchange would (the markets were loaded by the first price)."""
+        from tokenomics.adapters.brokers.ccxt import market_rules
+
+        ccxt = _ccxt()
+        try:
+            if not self.ex.markets:
+                self.ex.load_markets()
+            return market_rules(self.ex, self.ex.market(symbol))
+        except ccxt.BaseError as exc:
+            raise ProviderError(provider=f"{self.name} markets", reason=type(exc).__name__, transient=True) from None
+
     def _latest(self, symbol: str) -> tuple[float, datetime | None]:
         """(last price, the ticker's time) from the public ticker."""
         ccxt = _ccxt()

@@ -46,6 +46,12 @@ class LivePrices:
                     transient=True)
         return price
 
+    def market_rules(self, symbol: str) -> tuple[float, float, float] | None:
+        """The exchange's (amount step, minimum amount, minimum order value) when the price source is
+        an exchange that has them (ccxt), else None (Alpaca: the paper book's own lot)."""
+        src = self.source(symbol)
+        return src.market_rules(symbol) if hasattr(src, "market_rules") else None
+
     def describe(self) -> dict[str, str]:
         """asset class -> where its prices come from."""
         out = {}
