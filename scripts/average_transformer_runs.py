@@ -90,10 +90,8 @@ def main() -> None:
     x_valid, y_valid = offline.load_tfns(valid)
     probs = {}
     for name, path in (("fp32", fp32), ("int8", int8)):
-        shutil.copy(path, args.out / tf.ONNX_FILE)
-        probs[name] = tf.OnnxModel(args.out, threads=args.threads).predict_proba(x_valid)
+        probs[name] = tf.OnnxModel(args.out, threads=args.threads, onnx_path=path).predict_proba(x_valid)
         print(f"soup {name}: TFNS-valid accuracy {np.mean(probs[name].argmax(1) == y_valid):.4f}", file=sys.stderr)
-    (args.out / tf.ONNX_FILE).unlink()
     p_tfidf = offline.OfflineScorer().predict_proba(x_valid)
     np.savez(args.out / "valid_proba.npz", fp32=probs["fp32"], int8=probs["int8"], tfidf=p_tfidf, labels=y_valid)
 

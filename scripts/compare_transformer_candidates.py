@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
 FORMAL = REPO / "scripts" / "data" / "formal_news_dev.csv"
 WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -56,33 +57,19 @@ def logp_blend(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
     return z / z.sum(1, keepdims=True)
 
 
-def load_formal() -> tuple[list[str], np.ndarray]:
-    import csv
-
-    with FORMAL.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [r["text"] for r in rows], np.array([int(r["label"]) for r in rows])
-
-
 def formal_proba(run: Path) -> dict[str, np.ndarray]:
     """The run's probabilities on the formal set (int8, fp32 when kept, and the TF-IDF model)."""
-    import tempfile
-
-    sys.path.insert(0, str(REPO / "src"))
     from tokenomics.adapters.scorers import offline
     from tokenomics.adapters.scorers import transformer as tf
 
-    texts, y = load_formal()
+    texts, y = offline.load_tfns(FORMAL)  # the same text,label layout as TFNS
     out = {"labels": y, "tfidf": offline.OfflineScorer().predict_proba(texts)}
     files = {"int8": run / "model.int8.onnx", "fp32": run / "model.fp32.onnx"}
     if not files["int8"].exists():
         files = {"int8": run / tf.ONNX_FILE}
     for quant, path in files.items():
         if path.exists():
-            with tempfile.TemporaryDirectory() as tmp:
-                (Path(tmp) / tf.ONNX_FILE).symlink_to(path.resolve())
-                (Path(tmp) / tf.TOKENIZER_FILE).symlink_to((run / tf.TOKENIZER_FILE).resolve())
-                out[quant] = tf.OnnxModel(Path(tmp), threads=2).predict_proba(texts)
+            out[quant] = tf.OnnxModel(run, threads=2, onnx_path=path).predict_proba(texts)
     return out
 
 
@@ -125,7 +112,6 @@ def main() -> None:
 
 
 def write_pick(runs: list[Path], rows: list[dict], pick: dict, out: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from train_transformer import metrics  # same folder
 
     from tokenomics.adapters.scorers import offline

@@ -107,14 +107,17 @@ def softmax(z: np.ndarray) -> np.ndarray:
 class OnnxModel:
     """The exported MiniLM classifier: texts -> (n, 3) probabilities (bearish, bullish, neutral)."""
 
-    def __init__(self, model_dir: Path, threads: int = 1):
+    def __init__(self, model_dir: Path, threads: int = 1, *, onnx_path: Path | None = None):
+        """`model_dir` holds the tokenizer and, unless `onnx_path` names another export (training and
+        model-selection scripts compare several), model.onnx."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(model_dir / ONNX_FILE), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(onnx_path or model_dir / ONNX_FILE), opts,
+                                            providers=["CPUExecutionProvider"])
         self.tokenizer = load_tokenizer(model_dir / TOKENIZER_FILE)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
